@@ -1,0 +1,20 @@
+//! fade: lossless compression with a small neural network trained online.
+//!
+//! The library has four layers, one module each, and no command-line concerns:
+//! - [`coder`]: range coder and probability quantisation (pure integers);
+//! - [`model`]: the FADE network in candle, with its fused optimizer;
+//! - [`format`]: the container (frames, blocks, checksums);
+//! - [`engine`]: lanes, the model and coder threads, segment by segment.
+//!
+//! [`preset`] holds the configurations, [`rng`] the seeded initialiser.
+
+pub mod coder;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod model;
+pub mod preset;
+pub mod rng;
+
+pub use error::{Error, Result};
+pub use preset::Preset;

@@ -1,0 +1,325 @@
+//! The FADE model, trained online.
+//!
+//! ```text
+//! context bytes (B x T) -> embedding (B x T x D)
+//!   global stream: newest byte -> GeGLU D->S, appended to a rolling cache of past
+//!                  steps (B x G, detached); read by a linear layer (reference) or by
+//!                  attention of the context over the cached steps; GELU + a*input
+//!   local stream:  LayerNorm over D, depthwise conv (k=3) over T, GELU
+//!   fusion:        a = sigmoid(W h); a*global + (1-a)*local
+//!   coarse refiner: per branch: LN, down to R, per-lane R x R matrix, up, sigmoid
+//!                  gate, per-lane bias, scaled skip
+//!   fine refiner:  LN, GeGLU F->H, linear H->F, LN, GELU, scaled skip
+//!   output:        linear F->256 logits
+//! ```
+//! One [`Model::forward`] per coded step gives B x 256 logits; [`Model::learn`]
+//! then takes one AdamW step on the cross-entropy of the true bytes. Encoder and
+//! decoder call exactly the same sequence, so they see identical probabilities.
+//!
+//! Deviation from the reference: the reference fills the cache at the first step
+//! from a GeGLU F->4096 of the lanes' first T bytes, which it codes uniformly. fade
+//! codes every byte with the model from a zero-padded context, so at the first
+//! step that context is all padding; the cache starts at zeros instead and fills
+//! with one slot per step.
+
+mod adamw;
+pub mod layers;
+
+use crate::preset::{GlobalRead, Preset};
+use adamw::AdamW;
+use candle_core::{DType, Device, Result, Tensor, D};
+use layers::{DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
+
+enum Global {
+    Linear { read: Linear },
+    Attention { query: Linear, pos: Tensor, out: Linear },
+}
+
+struct Branch {
+    ln: LayerNorm,
+    down: Linear,
+    lane_w: Tensor,
+    up: Linear,
+    gate: Linear,
+    lane_b: Tensor,
+    skip: Tensor,
+}
+
+/// The model with its optimizer state and rolling cache.
+pub struct Model {
+    p: Preset,
+    lanes: usize,
+    dev: Device,
+    emb: Tensor,
+    ln_in: LayerNorm,
+    cache_enc: GeGlu,
+    global: Global,
+    global_skip: Tensor,
+    ln_local: LayerNorm,
+    conv: DepthwiseConv3,
+    gate: Linear,
+    branches: Vec<Branch>,
+    ln_f1: LayerNorm,
+    ffn_in: GeGlu,
+    ffn_out: Linear,
+    ln_f2: LayerNorm,
+    fine_skip: Tensor,
+    out: Linear,
+    cache: Tensor,
+    store: ParamStore,
+    opt: AdamW,
+}
+
+/// The result of one forward pass, kept until the step is learned.
+pub struct Step {
+    logits: Tensor,
+    cache: Tensor,
+}
+
+impl Step {
+    /// The B x 256 logits, row-major.
+    pub fn logits(&self) -> Result<Vec<f32>> {
+        self.logits.flatten_all()?.to_vec1::<f32>()
+    }
+}
+
+impl Model {
+    /// A freshly initialised model for `p` (weights from `p.seed`).
+    pub fn new(p: &Preset, dev: &Device) -> Result<Self> {
+        let (b, t, d) = (p.lanes as usize, p.context as usize, p.embed as usize);
+        let f = t * d;
+        let (g, s, r) = (p.cache as usize, p.cache_step as usize, p.refiner_rank as usize);
+        let mut ps = ParamStore::new(p.seed, dev);
+        let emb = ps.normal("embed", &[256, d], 0.01)?;
+        let ln_in = LayerNorm::new(&mut ps, "ln_in", f)?;
+        let cache_enc = GeGlu::new(&mut ps, "cache_enc", d, s)?;
+        let global = match p.global {
+            GlobalRead::Linear => Global::Linear { read: Linear::new(&mut ps, "global.read", g, f)? },
+            GlobalRead::Attention => Global::Attention {
+                query: Linear::new(&mut ps, "global.query", f, s)?,
+                pos: ps.normal("global.pos", &[p.cache_slots(), s], 0.02)?,
+                out: Linear::new(&mut ps, "global.out", s, f)?,
+            },
+        };
+        let global_skip = ps.constant("global.skip", &[1], 1.0)?;
+        let ln_local = LayerNorm::new(&mut ps, "ln_local", d)?;
+        let conv = DepthwiseConv3::new(&mut ps, "local.conv", d)?;
+        let gate = Linear::new(&mut ps, "gate", f, f)?;
+        let nb = p.refiner_branches as usize;
+        let fb = f / nb;
+        let mut branches = Vec::new();
+        for i in 0..nb {
+            let n = format!("coarse{i}");
+            branches.push(Branch {
+                ln: LayerNorm::new(&mut ps, &format!("{n}.ln"), fb)?,
+                down: Linear::new(&mut ps, &format!("{n}.down"), fb, r)?,
+                lane_w: ps.normal(&format!("{n}.lane_w"), &[b, r, r], 0.01)?,
+                up: Linear::new(&mut ps, &format!("{n}.up"), r, fb)?,
+                gate: Linear::new(&mut ps, &format!("{n}.gate"), fb, fb)?,
+                lane_b: ps.normal(&format!("{n}.lane_b"), &[b, fb], 0.01)?,
+                skip: ps.constant(&format!("{n}.skip"), &[1], 1.0)?,
+            });
+        }
+        let ln_f1 = LayerNorm::new(&mut ps, "fine.ln1", f)?;
+        let ffn_in = GeGlu::new(&mut ps, "fine.in", f, p.ffn as usize)?;
+        let ffn_out = Linear::new(&mut ps, "fine.out", p.ffn as usize, f)?;
+        let ln_f2 = LayerNorm::new(&mut ps, "fine.ln2", f)?;
+        let fine_skip = ps.constant("fine.skip", &[1], 1.0)?;
+        let out = Linear::new_normal(&mut ps, "out", f, 256, 0.01)?;
+        let cache = Tensor::zeros((b, g), DType::F32, dev)?;
+        let opt = AdamW::new(p, &ps.vars);
+        Ok(Self {
+            p: p.clone(),
+            lanes: b,
+            dev: dev.clone(),
+            emb,
+            ln_in,
+            cache_enc,
+            global,
+            global_skip,
+            ln_local,
+            conv,
+            gate,
+            branches,
+            ln_f1,
+            ffn_in,
+            ffn_out,
+            ln_f2,
+            fine_skip,
+            out,
+            cache,
+            store: ps,
+            opt,
+        })
+    }
+
+    /// Number of trainable values.
+    pub fn param_count(&self) -> usize {
+        self.store.count()
+    }
+
+    /// Names of the trainable parameters, in optimizer order.
+    pub fn param_names(&self) -> Vec<String> {
+        self.store.vars.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    /// Forward pass on the contexts of all lanes: `ctx` holds B rows of T bytes.
+    pub fn forward(&self, ctx: &[u8]) -> Result<Step> {
+        let (b, t, d) = (self.lanes, self.p.context as usize, self.p.embed as usize);
+        let f = t * d;
+        let ids: Vec<u32> = ctx.iter().map(|&c| c as u32).collect();
+        let ids = Tensor::from_vec(ids, b * t, &self.dev)?;
+        let x = self.emb.index_select(&ids, 0)?; // (B*T, D)
+        let h = self.ln_in.forward(&x.reshape((b, f))?)?;
+
+        // Global stream: append the newest byte's features, read the cache.
+        let newest = x.reshape((b, t, d))?.narrow(1, t - 1, 1)?.reshape((b, d))?;
+        let slot = self.cache_enc.forward(&newest)?;
+        let (g, s) = (self.p.cache as usize, self.p.cache_step as usize);
+        let cache = Tensor::cat(&[&self.cache.narrow(1, s, g - s)?, &slot], 1)?;
+        let read = match &self.global {
+            Global::Linear { read } => read.forward(&cache)?,
+            Global::Attention { query, pos, out } => {
+                let slots = self.p.cache_slots();
+                let keys = cache.reshape((b, slots, s))?.broadcast_add(pos)?;
+                let q = query.forward(&h)?.affine(1.0 / (s as f64).sqrt(), 0.0)?;
+                let scores = keys.matmul(&q.unsqueeze(2)?)?.reshape((b, slots))?;
+                let att = candle_nn::ops::softmax(&scores, D::Minus1)?;
+                let mixed = att.unsqueeze(1)?.matmul(&keys)?.reshape((b, s))?;
+                out.forward(&mixed)?
+            }
+        };
+        let global = (read.gelu_erf()? + h.broadcast_mul(&self.global_skip)?)?;
+
+        // Local stream.
+        let xl = self.ln_local.forward(&x.reshape((b, t, d))?)?;
+        let local = self.conv.forward(&xl)?.gelu_erf()?.reshape((b, f))?;
+
+        // Gated fusion: local + a * (global - local).
+        let a = candle_nn::ops::sigmoid(&self.gate.forward(&h)?)?;
+        let fused = (&local + a.mul(&(global - &local)?)?)?;
+
+        // Coarse refiner, per branch with per-lane parameters.
+        let fb = f / self.branches.len();
+        let mut parts = Vec::with_capacity(self.branches.len());
+        for (i, br) in self.branches.iter().enumerate() {
+            let xb = fused.narrow(1, i * fb, fb)?;
+            let n = br.ln.forward(&xb)?;
+            let z = br.down.forward(&n)?.unsqueeze(1)?.matmul(&br.lane_w)?.squeeze(1)?;
+            let u = br.up.forward(&z)?;
+            let gate = candle_nn::ops::sigmoid(&br.gate.forward(&n)?)?;
+            let y = ((u * gate)? + &br.lane_b)?;
+            parts.push((y + xb.broadcast_mul(&br.skip)?)?);
+        }
+        let coarse = Tensor::cat(&parts, 1)?;
+
+        // Fine refiner.
+        let n = self.ln_f1.forward(&coarse)?;
+        let y = self.ffn_out.forward(&self.ffn_in.forward(&n)?)?;
+        let y = (self.ln_f2.forward(&y)?.gelu_erf()? + coarse.broadcast_mul(&self.fine_skip)?)?;
+        let logits = self.out.forward(&y)?;
+        Ok(Step { logits, cache })
+    }
+
+    /// Learns from the true next byte of every lane: one AdamW step on the mean
+    /// cross-entropy, then the cache keeps this step's slot.
+    pub fn learn(&mut self, step: Step, targets: &[u8]) -> Result<()> {
+        let tg: Vec<u32> = targets.iter().map(|&c| c as u32).collect();
+        let tg = Tensor::from_vec(tg, self.lanes, &self.dev)?;
+        let loss = candle_nn::loss::cross_entropy(&step.logits, &tg)?;
+        let grads = loss.backward()?;
+        self.opt.step(&self.store.vars, &grads)?;
+        self.cache = step.cache.detach();
+        Ok(())
+    }
+
+    /// Gradient norm of every parameter for one step on the given data (for tests).
+    pub fn grad_norms(&self, ctx: &[u8], targets: &[u8]) -> Result<Vec<(String, f32)>> {
+        let step = self.forward(ctx)?;
+        let tg: Vec<u32> = targets.iter().map(|&c| c as u32).collect();
+        let tg = Tensor::from_vec(tg, self.lanes, &self.dev)?;
+        let grads = candle_nn::loss::cross_entropy(&step.logits, &tg)?.backward()?;
+        let mut out = Vec::new();
+        for (name, var) in &self.store.vars {
+            let n = match grads.get(var.as_tensor()) {
+                Some(g) => g.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt(),
+                None => -1.0,
+            };
+            out.push((name.clone(), n));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Preset {
+        let mut p = Preset::load("default").unwrap();
+        p.lanes = 4;
+        p.context = 4;
+        p.embed = 4;
+        p.cache = 32;
+        p.cache_step = 8;
+        p.refiner_rank = 4;
+        p.ffn = 16;
+        p
+    }
+
+    fn data(n: usize, seed: u64) -> Vec<u8> {
+        let mut g = crate::rng::SplitMix64::new(seed);
+        (0..n).map(|_| (g.next_u64() % 7) as u8 + b'a').collect()
+    }
+
+    #[test]
+    fn every_parameter_gets_a_gradient() {
+        for global in [GlobalRead::Linear, GlobalRead::Attention] {
+            let mut p = tiny();
+            p.global = global;
+            let mut m = Model::new(&p, &Device::Cpu).unwrap();
+            // Two steps, so the cache slot from step 1 is non-zero at step 2.
+            let ctx = data(16, 1);
+            let st = m.forward(&ctx).unwrap();
+            m.learn(st, &data(4, 2)).unwrap();
+            for (name, n) in m.grad_norms(&data(16, 3), &data(4, 4)).unwrap() {
+                assert!(n > 0.0 && n.is_finite(), "{global:?}: {name} has gradient norm {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn two_models_agree_bit_for_bit_and_learn() {
+        let p = tiny();
+        let mut a = Model::new(&p, &Device::Cpu).unwrap();
+        let mut b = Model::new(&p, &Device::Cpu).unwrap();
+        let text = data(4 * 200, 9);
+        let mut first = 0f32;
+        let mut last = 0f32;
+        for step in 0..150 {
+            let ctx: Vec<u8> = (0..4).flat_map(|l| text[l * 200 + step..l * 200 + step + 4].to_vec()).collect();
+            let tg: Vec<u8> = (0..4).map(|l| text[l * 200 + step + 4]).collect();
+            let (sa, sb) = (a.forward(&ctx).unwrap(), b.forward(&ctx).unwrap());
+            let (la, lb) = (sa.logits().unwrap(), sb.logits().unwrap());
+            assert_eq!(la.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), lb.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            let ce: f32 = (0..4)
+                .map(|l| {
+                    let row = &la[l * 256..(l + 1) * 256];
+                    let mx = row.iter().cloned().fold(f32::MIN, f32::max);
+                    let z: f32 = row.iter().map(|v| (v - mx).exp()).sum();
+                    -(row[tg[l] as usize] - mx - z.ln())
+                })
+                .sum::<f32>()
+                / 4.0;
+            if step < 10 {
+                first += ce;
+            }
+            if step >= 140 {
+                last += ce;
+            }
+            a.learn(sa, &tg).unwrap();
+            b.learn(sb, &tg).unwrap();
+        }
+        assert!(last < first * 0.7, "loss did not fall: {first} -> {last}");
+    }
+}

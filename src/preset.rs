@@ -1,0 +1,258 @@
+//! Model presets: every number that shapes the model, its training and the lane
+//! layout.
+//!
+//! Presets are small TOML files under `models/` (compiled into the binary) or a
+//! path given by the user. The values actually used are written into every
+//! compressed frame (see [`Preset::write_to`]), so a file decodes the same way
+//! whatever the presets become in later versions.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+
+/// How the global stream reads its rolling feature cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GlobalRead {
+    /// The reference's read: one trained linear layer over the whole cache.
+    Linear,
+    /// The current context queries the cached past-step features (one slot per step).
+    Attention,
+}
+
+/// A complete model and lane configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preset {
+    /// Short name, stored in the header for `fade list` (at most 32 bytes).
+    pub name: String,
+    /// One line for `--help` and the README; not stored.
+    #[serde(default)]
+    pub description: String,
+    /// Number of parallel lanes B (the batch of every training step).
+    pub lanes: u32,
+    /// Context length T: bytes of each lane the model sees.
+    pub context: u32,
+    /// Byte embedding width D; the flattened context has F = T * D features.
+    pub embed: u32,
+    /// Cache read: linear (reference) or attention.
+    pub global: GlobalRead,
+    /// Features in the rolling global cache.
+    pub cache: u32,
+    /// Features appended to the cache per step (so it spans cache / cache_step steps).
+    pub cache_step: u32,
+    /// Branches of the coarse refiner (F must divide evenly).
+    pub refiner_branches: u32,
+    /// Rank of the coarse refiner's per-lane matrices.
+    pub refiner_rank: u32,
+    /// Hidden width of the fine GeGLU refiner.
+    pub ffn: u32,
+    /// AdamW learning rate.
+    pub lr: f32,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f32,
+    /// AdamW first-moment decay.
+    pub beta1: f32,
+    /// AdamW second-moment decay.
+    pub beta2: f32,
+    /// AdamW epsilon.
+    pub eps: f32,
+    /// Input bytes per segment; each segment is cut into `lanes` lanes.
+    pub segment: u32,
+    /// Seed of the weight initialisation.
+    pub seed: u64,
+}
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("default", include_str!("../models/default.toml")),
+    ("paper", include_str!("../models/paper.toml")),
+];
+
+/// Largest values a frame may ask for: they bound the memory a hostile or corrupt
+/// header can make the decoder allocate.
+const MAX_LANES: u32 = 1 << 16;
+const MAX_DIM: u32 = 1 << 16;
+
+impl Preset {
+    /// Names of the presets compiled into the binary.
+    pub fn builtin_names() -> Vec<&'static str> {
+        BUILTIN.iter().map(|(n, _)| *n).collect()
+    }
+
+    /// A built-in preset by name, or a preset file by path.
+    pub fn load(name_or_path: &str) -> Result<Self> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Self::parse(text);
+        }
+        let path = std::path::Path::new(name_or_path);
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(path)?;
+            return Self::parse(&text);
+        }
+        Err(Error::Preset(format!(
+            "unknown preset '{name_or_path}' (built in: {})",
+            Self::builtin_names().join(", ")
+        )))
+    }
+
+    /// Parses and validates preset TOML.
+    pub fn parse(text: &str) -> Result<Self> {
+        let p: Preset = toml::from_str(text).map_err(|e| Error::Preset(e.to_string()))?;
+        p.validate().map_err(|m| Error::Preset(m.to_string()))?;
+        Ok(p)
+    }
+
+    /// Flattened context width F = T * D.
+    pub fn features(&self) -> usize {
+        (self.context * self.embed) as usize
+    }
+
+    /// Number of past steps the cache spans.
+    pub fn cache_slots(&self) -> usize {
+        (self.cache / self.cache_step) as usize
+    }
+
+    fn validate(&self) -> std::result::Result<(), &'static str> {
+        let dims = [
+            self.lanes,
+            self.context,
+            self.embed,
+            self.cache,
+            self.cache_step,
+            self.refiner_branches,
+            self.refiner_rank,
+            self.ffn,
+        ];
+        if dims.iter().any(|&d| d == 0) {
+            return Err("every size must be positive");
+        }
+        if self.lanes > MAX_LANES || dims.iter().any(|&d| d > MAX_DIM) || self.context > 1024 {
+            return Err("a size is larger than this build allows");
+        }
+        if self.cache % self.cache_step != 0 {
+            return Err("cache must be a multiple of cache_step");
+        }
+        if self.features() % self.refiner_branches as usize != 0 {
+            return Err("context * embed must be a multiple of refiner_branches");
+        }
+        if self.segment < self.lanes || self.segment > 1 << 30 {
+            return Err("segment must be between lanes and 1 GiB");
+        }
+        if self.name.len() > 32 || self.name.is_empty() {
+            return Err("name must be 1 to 32 bytes");
+        }
+        let hyper = [self.lr, self.weight_decay, self.beta1, self.beta2, self.eps];
+        if hyper.iter().any(|h| !h.is_finite() || *h < 0.0) || self.beta1 >= 1.0 || self.beta2 >= 1.0 {
+            return Err("optimizer settings must be finite, non-negative, betas below 1");
+        }
+        Ok(())
+    }
+
+    /// Serialises every decoding parameter in a fixed little-endian layout.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.push(self.name.len() as u8);
+        out.extend_from_slice(self.name.as_bytes());
+        for v in [
+            self.lanes,
+            self.context,
+            self.embed,
+            match self.global {
+                GlobalRead::Linear => 0,
+                GlobalRead::Attention => 1,
+            },
+            self.cache,
+            self.cache_step,
+            self.refiner_branches,
+            self.refiner_rank,
+            self.ffn,
+            self.segment,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for v in [self.lr, self.weight_decay, self.beta1, self.beta2, self.eps] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.seed.to_le_bytes());
+    }
+
+    /// Reads what [`Preset::write_to`] wrote, validating it; `input` is advanced.
+    pub fn read_from(input: &mut &[u8]) -> Result<Self> {
+        fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+            if input.len() < n {
+                return Err(Error::Corrupt("header too short"));
+            }
+            let (a, b) = input.split_at(n);
+            *input = b;
+            Ok(a)
+        }
+        let u32_ = |i: &mut &[u8]| -> Result<u32> { Ok(u32::from_le_bytes(take(i, 4)?.try_into().unwrap())) };
+        let f32_ = |i: &mut &[u8]| -> Result<f32> { Ok(f32::from_le_bytes(take(i, 4)?.try_into().unwrap())) };
+        let n = take(input, 1)?[0] as usize;
+        let name = String::from_utf8(take(input, n)?.to_vec()).map_err(|_| Error::Corrupt("preset name"))?;
+        let lanes = u32_(input)?;
+        let context = u32_(input)?;
+        let embed = u32_(input)?;
+        let global = match u32_(input)? {
+            0 => GlobalRead::Linear,
+            1 => GlobalRead::Attention,
+            _ => return Err(Error::Corrupt("unknown global read")),
+        };
+        let p = Preset {
+            name,
+            description: String::new(),
+            lanes,
+            context,
+            embed,
+            global,
+            cache: u32_(input)?,
+            cache_step: u32_(input)?,
+            refiner_branches: u32_(input)?,
+            refiner_rank: u32_(input)?,
+            ffn: u32_(input)?,
+            segment: u32_(input)?,
+            lr: f32_(input)?,
+            weight_decay: f32_(input)?,
+            beta1: f32_(input)?,
+            beta2: f32_(input)?,
+            eps: f32_(input)?,
+            seed: u64::from_le_bytes(take(input, 8)?.try_into().unwrap()),
+        };
+        p.validate().map_err(|_| Error::Corrupt("invalid model parameters"))?;
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtins_parse_and_roundtrip_through_the_header() {
+        for name in Preset::builtin_names() {
+            let p = Preset::load(name).unwrap();
+            let mut buf = Vec::new();
+            p.write_to(&mut buf);
+            let mut s = &buf[..];
+            let mut q = Preset::read_from(&mut s).unwrap();
+            assert!(s.is_empty());
+            q.description = p.description.clone();
+            assert_eq!(p, q);
+        }
+    }
+
+    #[test]
+    fn paper_has_reference_sizes() {
+        let p = Preset::load("paper").unwrap();
+        assert_eq!((p.lanes, p.context, p.embed, p.cache, p.cache_step, p.ffn), (512, 16, 32, 4096, 64, 8192));
+        assert_eq!(p.global, GlobalRead::Linear);
+        assert_eq!(p.lr, 1e-3);
+    }
+
+    #[test]
+    fn bad_presets_are_rejected() {
+        assert!(Preset::load("nope").is_err());
+        let good = include_str!("../models/default.toml");
+        assert!(Preset::parse(&good.replace("lanes = 256", "lanes = 0")).is_err());
+        assert!(Preset::parse(&good.replace("cache = 1024", "cache = 1000")).is_err());
+        assert!(Preset::parse(&format!("{good}\nbogus = 1\n")).is_err());
+    }
+}
