@@ -94,7 +94,14 @@ impl Default for Encoder {
 impl Encoder {
     /// An empty encoder.
     pub fn new() -> Self {
-        Self { low: 0, range: u32::MAX, cache: 0, cache_size: 1, out: Vec::new(), first: true }
+        Self {
+            low: 0,
+            range: u32::MAX,
+            cache: 0,
+            cache_size: 1,
+            out: Vec::new(),
+            first: true,
+        }
     }
 
     fn push(&mut self, b: u8) {
@@ -177,7 +184,12 @@ pub struct Decoder<'a> {
 impl<'a> Decoder<'a> {
     /// Starts decoding `input` (as produced by [`Encoder::finish`]).
     pub fn new(input: &'a [u8]) -> Self {
-        let mut d = Self { code: 0, range: u32::MAX, input, pos: 0 };
+        let mut d = Self {
+            code: 0,
+            range: u32::MAX,
+            input,
+            pos: 0,
+        };
         for _ in 0..4 {
             d.code = (d.code << 8) | d.next_byte() as u32;
         }
@@ -310,9 +322,14 @@ mod tests {
         // ...and the least likely ones cost 16 bits each, and still decode.
         // (Symbol 0 would code as all-zero bytes, which are trimmed: use the top one.)
         let n = roundtrip(&vec![sharp; 1000], &vec![255u8; 1000]);
-        assert!((1999..=2003).contains(&n), "{n} bytes for 1000 symbols of p=2^-16");
+        assert!(
+            (1999..=2003).contains(&n),
+            "{n} bytes for 1000 symbols of p=2^-16"
+        );
         // Alternating extremes exercise carries.
-        let syms: Vec<u8> = (0..50_000).map(|i| if i % 3 == 0 { 255 } else { 7 }).collect();
+        let syms: Vec<u8> = (0..50_000)
+            .map(|i| if i % 3 == 0 { 255 } else { 7 })
+            .collect();
         roundtrip(&vec![sharp; 50_000], &syms);
     }
 
@@ -334,7 +351,11 @@ mod tests {
         assert!(bytes.len() <= data.len() + 4);
         let mut d = Decoder::new(&bytes);
         for (i, &b) in data.iter().enumerate() {
-            let got = if i % 2 == 0 { d.decode_raw() } else { d.decode(&cdf) };
+            let got = if i % 2 == 0 {
+                d.decode_raw()
+            } else {
+                d.decode(&cdf)
+            };
             assert_eq!(got.unwrap(), b);
         }
     }
@@ -343,9 +364,14 @@ mod tests {
     fn garbage_never_panics() {
         let mut g = SplitMix64::new(9);
         let mut cdf = [0; 257];
-        quantize(&(0..256).map(|i| i as f32 * 0.1).collect::<Vec<_>>(), &mut cdf);
+        quantize(
+            &(0..256).map(|i| i as f32 * 0.1).collect::<Vec<_>>(),
+            &mut cdf,
+        );
         for _ in 0..200 {
-            let junk: Vec<u8> = (0..(g.next_u64() % 64)).map(|_| g.next_u64() as u8).collect();
+            let junk: Vec<u8> = (0..(g.next_u64() % 64))
+                .map(|_| g.next_u64() as u8)
+                .collect();
             let mut d = Decoder::new(&junk);
             for _ in 0..200 {
                 if d.decode(&cdf).is_err() {

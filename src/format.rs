@@ -98,7 +98,11 @@ impl FrameHeader {
         params.extend_from_slice(&self.fingerprint.to_le_bytes());
         let mut buf = MAGIC.to_vec();
         buf.push(VERSION);
-        buf.push(if self.content_check { FLAG_CONTENT_CHECK } else { 0 });
+        buf.push(if self.content_check {
+            FLAG_CONTENT_CHECK
+        } else {
+            0
+        });
         buf.extend_from_slice(&(params.len() as u16).to_le_bytes());
         buf.extend_from_slice(&params);
         let check = xxh32(&buf, 0);
@@ -155,7 +159,12 @@ impl FrameHeader {
             _ => return Err(Error::Corrupt("unknown device class")),
         };
         let fingerprint = u64::from_le_bytes(p[1..9].try_into().unwrap());
-        Ok(Self { preset, content_check: flags & FLAG_CONTENT_CHECK != 0, device, fingerprint })
+        Ok(Self {
+            preset,
+            content_check: flags & FLAG_CONTENT_CHECK != 0,
+            device,
+            fingerprint,
+        })
     }
 }
 
@@ -182,7 +191,12 @@ fn read_varint(r: &mut impl Read, raw: &mut Vec<u8>) -> Result<u64> {
 }
 
 /// Writes a model-coded block: header with lane lengths, the tail, then the lane streams.
-pub fn write_model_block(w: &mut impl Write, seg_len: u32, tail: &[u8], lanes: &[Vec<u8>]) -> Result<()> {
+pub fn write_model_block(
+    w: &mut impl Write,
+    seg_len: u32,
+    tail: &[u8],
+    lanes: &[Vec<u8>],
+) -> Result<()> {
     let mut head = vec![BLOCK_MODEL];
     head.extend_from_slice(&seg_len.to_le_bytes());
     for l in lanes {
@@ -310,7 +324,11 @@ pub fn read_block(r: &mut impl Read, h: &FrameHeader) -> Result<Block> {
                 read_exact(r, &mut v)?;
                 lanes.push(v);
             }
-            Ok(Block::Model { seg_len, tail, lanes })
+            Ok(Block::Model {
+                seg_len,
+                tail,
+                lanes,
+            })
         }
         _ => Err(Error::Corrupt("unknown block kind")),
     }
@@ -363,7 +381,9 @@ mod tests {
     #[test]
     fn blocks_roundtrip() {
         let h = header();
-        let lanes: Vec<Vec<u8>> = (0..h.preset.lanes).map(|i| vec![i as u8; (i % 5) as usize]).collect();
+        let lanes: Vec<Vec<u8>> = (0..h.preset.lanes)
+            .map(|i| vec![i as u8; (i % 5) as usize])
+            .collect();
         let mut buf = Vec::new();
         let seg = h.preset.lanes * 3 + 7;
         write_model_block(&mut buf, seg, &[1, 2, 3, 4, 5, 6, 7], &lanes).unwrap();
@@ -372,7 +392,11 @@ mod tests {
         write_end(&mut buf, 99, Some(42)).unwrap();
         let mut r = &buf[..];
         match read_block(&mut r, &h).unwrap() {
-            Block::Model { seg_len, tail, lanes: l } => {
+            Block::Model {
+                seg_len,
+                tail,
+                lanes: l,
+            } => {
                 assert_eq!(seg_len, seg as usize);
                 assert_eq!(tail, vec![1, 2, 3, 4, 5, 6, 7]);
                 assert_eq!(l, lanes);
@@ -380,7 +404,13 @@ mod tests {
             b => panic!("{b:?}"),
         }
         assert!(matches!(read_block(&mut r, &h).unwrap(), Block::Stored(d) if d == b"abc"));
-        assert!(matches!(read_block(&mut r, &h).unwrap(), Block::End { total: 99, content: Some(42) }));
+        assert!(matches!(
+            read_block(&mut r, &h).unwrap(),
+            Block::End {
+                total: 99,
+                content: Some(42)
+            }
+        ));
         assert!(r.is_empty());
     }
 }

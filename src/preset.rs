@@ -141,7 +141,10 @@ impl Preset {
             return Err("name must be 1 to 32 bytes");
         }
         let hyper = [self.lr, self.weight_decay, self.beta1, self.beta2, self.eps];
-        if hyper.iter().any(|h| !h.is_finite() || *h < 0.0) || self.beta1 >= 1.0 || self.beta2 >= 1.0 {
+        if hyper.iter().any(|h| !h.is_finite() || *h < 0.0)
+            || self.beta1 >= 1.0
+            || self.beta2 >= 1.0
+        {
             return Err("optimizer settings must be finite, non-negative, betas below 1");
         }
         Ok(())
@@ -184,10 +187,15 @@ impl Preset {
             *input = b;
             Ok(a)
         }
-        let u32_ = |i: &mut &[u8]| -> Result<u32> { Ok(u32::from_le_bytes(take(i, 4)?.try_into().unwrap())) };
-        let f32_ = |i: &mut &[u8]| -> Result<f32> { Ok(f32::from_le_bytes(take(i, 4)?.try_into().unwrap())) };
+        let u32_ = |i: &mut &[u8]| -> Result<u32> {
+            Ok(u32::from_le_bytes(take(i, 4)?.try_into().unwrap()))
+        };
+        let f32_ = |i: &mut &[u8]| -> Result<f32> {
+            Ok(f32::from_le_bytes(take(i, 4)?.try_into().unwrap()))
+        };
         let n = take(input, 1)?[0] as usize;
-        let name = String::from_utf8(take(input, n)?.to_vec()).map_err(|_| Error::Corrupt("preset name"))?;
+        let name = String::from_utf8(take(input, n)?.to_vec())
+            .map_err(|_| Error::Corrupt("preset name"))?;
         let lanes = u32_(input)?;
         let context = u32_(input)?;
         let embed = u32_(input)?;
@@ -216,7 +224,8 @@ impl Preset {
             eps: f32_(input)?,
             seed: u64::from_le_bytes(take(input, 8)?.try_into().unwrap()),
         };
-        p.validate().map_err(|_| Error::Corrupt("invalid model parameters"))?;
+        p.validate()
+            .map_err(|_| Error::Corrupt("invalid model parameters"))?;
         Ok(p)
     }
 }
@@ -242,7 +251,10 @@ mod tests {
     #[test]
     fn paper_has_reference_sizes() {
         let p = Preset::load("paper").unwrap();
-        assert_eq!((p.lanes, p.context, p.embed, p.cache, p.cache_step, p.ffn), (512, 16, 32, 4096, 64, 8192));
+        assert_eq!(
+            (p.lanes, p.context, p.embed, p.cache, p.cache_step, p.ffn),
+            (512, 16, 32, 4096, 64, 8192)
+        );
         assert_eq!(p.global, GlobalRead::Linear);
         assert_eq!(p.lr, 1e-3);
     }

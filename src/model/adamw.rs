@@ -59,8 +59,15 @@ impl InplaceOp2 for Update<'_> {
         "fused-adamw"
     }
 
-    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
+    fn cpu_fwd(
+        &self,
+        s1: &mut CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<()> {
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
+        else {
             candle_core::bail!("fused-adamw needs contiguous tensors")
         };
         match (s1, s2) {
@@ -80,15 +87,30 @@ impl AdamW {
             .iter()
             .map(|(_, v)| {
                 let n = v.elem_count();
-                RefCell::new(Moments { m: vec![0.0; n], v: vec![0.0; n] })
+                RefCell::new(Moments {
+                    m: vec![0.0; n],
+                    v: vec![0.0; n],
+                })
             })
             .collect();
-        Self { lr: p.lr, wd: p.weight_decay, b1: p.beta1, b2: p.beta2, eps: p.eps, step: 0, moments }
+        Self {
+            lr: p.lr,
+            wd: p.weight_decay,
+            b1: p.beta1,
+            b2: p.beta2,
+            eps: p.eps,
+            step: 0,
+            moments,
+        }
     }
 
     /// One optimizer step. A parameter without gradient is an error: it would mean
     /// a graph op silently dropped it (BRIEF §2b).
-    pub fn step(&mut self, vars: &[(String, Var)], grads: &candle_core::backprop::GradStore) -> Result<()> {
+    pub fn step(
+        &mut self,
+        vars: &[(String, Var)],
+        grads: &candle_core::backprop::GradStore,
+    ) -> Result<()> {
         self.step += 1;
         let c1 = (1.0 / (1.0 - (self.b1 as f64).powi(self.step))) as f32;
         let c2 = (1.0 / (1.0 - (self.b2 as f64).powi(self.step))) as f32;
@@ -97,7 +119,16 @@ impl AdamW {
                 candle_core::bail!("parameter {name} received no gradient")
             };
             let g: Tensor = g.contiguous()?;
-            let op = Update { moments, lr: self.lr, wd: self.wd, b1: self.b1, b2: self.b2, eps: self.eps, c1, c2 };
+            let op = Update {
+                moments,
+                lr: self.lr,
+                wd: self.wd,
+                b1: self.b1,
+                b2: self.b2,
+                eps: self.eps,
+                c1,
+                c2,
+            };
             if var.device().is_cpu() {
                 var.as_tensor().inplace_op2(&g, &op)?;
             } else {
@@ -118,7 +149,8 @@ mod tests {
     #[test]
     fn matches_the_textbook_update() {
         let p = Preset::load("default").unwrap();
-        let var = Var::from_tensor(&Tensor::new(&[1.0f32, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
+        let var =
+            Var::from_tensor(&Tensor::new(&[1.0f32, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
         let vars = vec![("x".to_string(), var.clone())];
         let mut opt = AdamW::new(&p, &vars);
         // loss = sum(x^2) -> grad 2x.
@@ -134,12 +166,16 @@ mod tests {
                 v[i] = 0.999 * v[i] + 0.001 * g * g;
                 let mh = m[i] / (1.0 - 0.9f64.powi(t));
                 let vh = v[i] / (1.0 - 0.999f64.powi(t));
-                expect[i] = expect[i] * (1.0 - p.lr as f64 * p.weight_decay as f64) - p.lr as f64 * mh / (vh.sqrt() + 1e-8);
+                expect[i] = expect[i] * (1.0 - p.lr as f64 * p.weight_decay as f64)
+                    - p.lr as f64 * mh / (vh.sqrt() + 1e-8);
             }
         }
         let got = var.as_tensor().to_vec1::<f32>().unwrap();
         for i in 0..3 {
-            assert!((got[i] as f64 - expect[i]).abs() < 1e-5, "{got:?} vs {expect:?}");
+            assert!(
+                (got[i] as f64 - expect[i]).abs() < 1e-5,
+                "{got:?} vs {expect:?}"
+            );
         }
     }
 }

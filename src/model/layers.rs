@@ -19,10 +19,19 @@ pub struct ParamStore {
 impl ParamStore {
     /// A store whose initial values are fully determined by `seed`.
     pub fn new(seed: u64, dev: &Device) -> Self {
-        Self { vars: Vec::new(), rng: SplitMix64::new(seed), dev: dev.clone() }
+        Self {
+            vars: Vec::new(),
+            rng: SplitMix64::new(seed),
+            dev: dev.clone(),
+        }
     }
 
-    fn make(&mut self, name: &str, dims: &[usize], mut f: impl FnMut(&mut SplitMix64) -> f32) -> Result<Tensor> {
+    fn make(
+        &mut self,
+        name: &str,
+        dims: &[usize],
+        mut f: impl FnMut(&mut SplitMix64) -> f32,
+    ) -> Result<Tensor> {
         let n: usize = dims.iter().product();
         let mut g = self.rng.fork(name);
         let data: Vec<f32> = (0..n).map(|_| f(&mut g)).collect();
@@ -70,7 +79,13 @@ impl Linear {
     }
 
     /// N(0, std) weights and zero bias (the reference's output layer).
-    pub fn new_normal(ps: &mut ParamStore, name: &str, fan_in: usize, fan_out: usize, std: f64) -> Result<Self> {
+    pub fn new_normal(
+        ps: &mut ParamStore,
+        name: &str,
+        fan_in: usize,
+        fan_out: usize,
+        std: f64,
+    ) -> Result<Self> {
         Ok(Self {
             w: ps.normal(&format!("{name}.w"), &[fan_in, fan_out], std)?,
             b: ps.constant(&format!("{name}.b"), &[fan_out], 0.0)?,
@@ -93,7 +108,10 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Gain 1, bias 0.
     pub fn new(ps: &mut ParamStore, name: &str, n: usize) -> Result<Self> {
-        Ok(Self { w: ps.constant(&format!("{name}.g"), &[n], 1.0)?, b: ps.constant(&format!("{name}.b"), &[n], 0.0)? })
+        Ok(Self {
+            w: ps.constant(&format!("{name}.g"), &[n], 1.0)?,
+            b: ps.constant(&format!("{name}.b"), &[n], 0.0)?,
+        })
     }
 
     /// Normalises the last dimension of `x`.
@@ -115,7 +133,10 @@ pub struct GeGlu {
 impl GeGlu {
     /// in -> hidden.
     pub fn new(ps: &mut ParamStore, name: &str, fan_in: usize, hidden: usize) -> Result<Self> {
-        Ok(Self { proj: Linear::new(ps, name, fan_in, 2 * hidden)?, hidden })
+        Ok(Self {
+            proj: Linear::new(ps, name, fan_in, 2 * hidden)?,
+            hidden,
+        })
     }
 
     /// Applies the unit to a (batch, in) matrix.

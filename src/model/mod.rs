@@ -31,8 +31,14 @@ use candle_core::{DType, Device, Result, Tensor, D};
 use layers::{DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
 
 enum Global {
-    Linear { read: Linear },
-    Attention { query: Linear, pos: Tensor, out: Linear },
+    Linear {
+        read: Linear,
+    },
+    Attention {
+        query: Linear,
+        pos: Tensor,
+        out: Linear,
+    },
 }
 
 struct Branch {
@@ -88,13 +94,19 @@ impl Model {
     pub fn new(p: &Preset, dev: &Device) -> Result<Self> {
         let (b, t, d) = (p.lanes as usize, p.context as usize, p.embed as usize);
         let f = t * d;
-        let (g, s, r) = (p.cache as usize, p.cache_step as usize, p.refiner_rank as usize);
+        let (g, s, r) = (
+            p.cache as usize,
+            p.cache_step as usize,
+            p.refiner_rank as usize,
+        );
         let mut ps = ParamStore::new(p.seed, dev);
         let emb = ps.normal("embed", &[256, d], 0.01)?;
         let ln_in = LayerNorm::new(&mut ps, "ln_in", f)?;
         let cache_enc = GeGlu::new(&mut ps, "cache_enc", d, s)?;
         let global = match p.global {
-            GlobalRead::Linear => Global::Linear { read: Linear::new(&mut ps, "global.read", g, f)? },
+            GlobalRead::Linear => Global::Linear {
+                read: Linear::new(&mut ps, "global.read", g, f)?,
+            },
             GlobalRead::Attention => Global::Attention {
                 query: Linear::new(&mut ps, "global.query", f, s)?,
                 pos: ps.normal("global.pos", &[p.cache_slots(), s], 0.02)?,
@@ -205,7 +217,12 @@ impl Model {
         for (i, br) in self.branches.iter().enumerate() {
             let xb = fused.narrow(1, i * fb, fb)?;
             let n = br.ln.forward(&xb)?;
-            let z = br.down.forward(&n)?.unsqueeze(1)?.matmul(&br.lane_w)?.squeeze(1)?;
+            let z = br
+                .down
+                .forward(&n)?
+                .unsqueeze(1)?
+                .matmul(&br.lane_w)?
+                .squeeze(1)?;
             let u = br.up.forward(&z)?;
             let gate = candle_nn::ops::sigmoid(&br.gate.forward(&n)?)?;
             let y = ((u * gate)? + &br.lane_b)?;
@@ -283,7 +300,10 @@ mod tests {
             let st = m.forward(&ctx).unwrap();
             m.learn(st, &data(4, 2)).unwrap();
             for (name, n) in m.grad_norms(&data(16, 3), &data(4, 4)).unwrap() {
-                assert!(n > 0.0 && n.is_finite(), "{global:?}: {name} has gradient norm {n}");
+                assert!(
+                    n > 0.0 && n.is_finite(),
+                    "{global:?}: {name} has gradient norm {n}"
+                );
             }
         }
     }
@@ -297,11 +317,16 @@ mod tests {
         let mut first = 0f32;
         let mut last = 0f32;
         for step in 0..150 {
-            let ctx: Vec<u8> = (0..4).flat_map(|l| text[l * 200 + step..l * 200 + step + 4].to_vec()).collect();
+            let ctx: Vec<u8> = (0..4)
+                .flat_map(|l| text[l * 200 + step..l * 200 + step + 4].to_vec())
+                .collect();
             let tg: Vec<u8> = (0..4).map(|l| text[l * 200 + step + 4]).collect();
             let (sa, sb) = (a.forward(&ctx).unwrap(), b.forward(&ctx).unwrap());
             let (la, lb) = (sa.logits().unwrap(), sb.logits().unwrap());
-            assert_eq!(la.iter().map(|x| x.to_bits()).collect::<Vec<_>>(), lb.iter().map(|x| x.to_bits()).collect::<Vec<_>>());
+            assert_eq!(
+                la.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                lb.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
             let ce: f32 = (0..4)
                 .map(|l| {
                     let row = &la[l * 256..(l + 1) * 256];

@@ -1,0 +1,316 @@
+//! The codec: frames of segments, each segment coded by the model over its lanes.
+//!
+//! [`Compressor`] takes segments (at most `preset.segment` bytes each) and writes
+//! one frame; [`compress_reader`] feeds it from any reader through a reader thread
+//! and a bounded channel, so memory stays bounded whatever the input length.
+//! [`decompress`] reads any number of concatenated frames.
+//!
+//! The model keeps learning across the segments of a frame. A segment whose
+//! coded form would not be smaller is stored raw, and both sides still train the
+//! model on it, so they stay in step.
+
+pub mod lanes;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Block, DeviceClass, FrameHeader};
+use crate::model::Model;
+use crate::preset::Preset;
+use crate::rng::SplitMix64;
+use candle_core::Device;
+use crossbeam_channel::bounded;
+use lanes::Layout;
+use std::io::{Read, Write};
+use xxhash_rust::xxh3::Xxh3;
+
+/// Header overhead of a stored block: kind, length, check.
+const STORED_OVERHEAD: usize = 9;
+
+fn device_class(dev: &Device) -> DeviceClass {
+    if dev.is_cuda() {
+        DeviceClass::Cuda
+    } else {
+        DeviceClass::Cpu
+    }
+}
+
+fn device_name(c: DeviceClass) -> &'static str {
+    match c {
+        DeviceClass::Cpu => "cpu",
+        DeviceClass::Cuda => "cuda",
+    }
+}
+
+/// Hash of a canary computation: the fresh model's logits on a fixed context,
+/// plus a few transcendental functions. Two devices with equal fingerprints
+/// compute the same numbers for this preset; a decoder whose fingerprint differs
+/// from the encoder's would drift and corrupt the output, so it refuses early.
+pub fn fingerprint(model: &Model, p: &Preset) -> Result<u64> {
+    let mut g = SplitMix64::new(0xFADE_F1A6);
+    let ctx: Vec<u8> = (0..p.lanes * p.context)
+        .map(|_| g.next_u64() as u8)
+        .collect();
+    let mut h = Xxh3::new();
+    for l in model.forward(&ctx)?.logits()? {
+        h.update(&l.to_bits().to_le_bytes());
+    }
+    for x in [0.1f32, 0.7, 1.3, 2.9, -3.7, 17.5] {
+        for y in [x.exp(), x.abs().ln(), x.tanh(), x.sqrt()] {
+            h.update(&y.to_bits().to_le_bytes());
+        }
+    }
+    Ok(h.digest())
+}
+
+/// Writes one frame, a segment at a time.
+pub struct Compressor<W: Write> {
+    out: W,
+    model: Model,
+    preset: Preset,
+    hasher: Xxh3,
+    total: u64,
+}
+
+impl<W: Write> Compressor<W> {
+    /// Builds the model and writes the frame header.
+    pub fn new(preset: &Preset, device: &Device, mut out: W) -> Result<Self> {
+        let model = Model::new(preset, device)?;
+        let header = FrameHeader {
+            preset: preset.clone(),
+            content_check: true,
+            device: device_class(device),
+            fingerprint: fingerprint(&model, preset)?,
+        };
+        header.write(&mut out)?;
+        Ok(Self {
+            out,
+            model,
+            preset: preset.clone(),
+            hasher: Xxh3::new(),
+            total: 0,
+        })
+    }
+
+    /// Codes one segment (at most `preset.segment` bytes).
+    pub fn segment(&mut self, data: &[u8], progress: &mut dyn FnMut(u64)) -> Result<()> {
+        assert!(
+            data.len() <= self.preset.segment as usize,
+            "segment larger than the preset allows"
+        );
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.hasher.update(data);
+        self.total += data.len() as u64;
+        let lay = Layout::new(
+            data.len(),
+            self.preset.lanes as usize,
+            self.preset.context as usize,
+        );
+        if lay.lane_len == 0 {
+            progress(data.len() as u64);
+            return format::write_stored_block(&mut self.out, data);
+        }
+        let (body, tail) = data.split_at(lay.body());
+        let streams = lanes::encode(&mut self.model, lay, body, progress)?;
+        progress(tail.len() as u64);
+        if format::model_block_size(tail.len(), &streams) >= data.len() + STORED_OVERHEAD {
+            format::write_stored_block(&mut self.out, data)
+        } else {
+            format::write_model_block(&mut self.out, data.len() as u32, tail, &streams)
+        }
+    }
+
+    /// Writes the end block (length and content checksum) and returns the writer.
+    pub fn finish(mut self) -> Result<W> {
+        format::write_end(&mut self.out, self.total, Some(self.hasher.digest()))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// Compresses everything `input` yields into one frame. A reader thread fills
+/// segments and hands them over a bounded channel, so reading overlaps with
+/// modelling and at most three segments are in memory.
+pub fn compress_reader<R: Read + Send, W: Write>(
+    mut input: R,
+    out: W,
+    preset: &Preset,
+    device: &Device,
+    progress: &mut dyn FnMut(u64),
+) -> Result<W> {
+    let seg = preset.segment as usize;
+    let (tx, rx) = bounded::<std::io::Result<Vec<u8>>>(1);
+    std::thread::scope(|s| {
+        s.spawn(move || loop {
+            let mut buf = vec![0u8; seg];
+            let mut n = 0;
+            let res = loop {
+                match input.read(&mut buf[n..]) {
+                    Ok(0) => break Ok(()),
+                    Ok(k) => {
+                        n += k;
+                        if n == seg {
+                            break Ok(());
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => break Err(e),
+                }
+            };
+            buf.truncate(n);
+            let last = n < seg || res.is_err();
+            let msg = res.map(|_| buf);
+            if tx.send(msg).is_err() || last {
+                return;
+            }
+        });
+        let mut c = Compressor::new(preset, device, out)?;
+        for msg in rx.iter() {
+            c.segment(&msg?, progress)?;
+        }
+        c.finish()
+    })
+}
+
+/// Compresses an in-memory (or memory-mapped) input into one frame.
+pub fn compress_slice<W: Write>(
+    data: &[u8],
+    out: W,
+    preset: &Preset,
+    device: &Device,
+    progress: &mut dyn FnMut(u64),
+) -> Result<W> {
+    let mut c = Compressor::new(preset, device, out)?;
+    for chunk in data.chunks(preset.segment as usize) {
+        c.segment(chunk, progress)?;
+    }
+    c.finish()
+}
+
+/// What a decoded stream held.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Frames read.
+    pub frames: usize,
+    /// Bytes of content.
+    pub content: u64,
+    /// The first frame's header.
+    pub first: Option<FrameHeader>,
+}
+
+/// Decodes every frame of `input` into `out`, verifying lengths and checksums.
+/// Trailing bytes that do not start a frame are an error.
+pub fn decompress<R: Read, W: Write>(
+    input: &mut R,
+    out: &mut W,
+    device: &Device,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary> {
+    let mut sum = Summary::default();
+    loop {
+        let first = match format::read_byte_or_eof(input)? {
+            None if sum.frames > 0 => return Ok(sum),
+            None => return Err(Error::Truncated),
+            Some(b) => b,
+        };
+        let header = match FrameHeader::read_after(first, input) {
+            Err(Error::NotFade) if sum.frames > 0 => {
+                return Err(Error::Corrupt("trailing garbage after the last frame"))
+            }
+            r => r?,
+        };
+        sum.content += decode_frame(&header, input, out, device, progress)?;
+        sum.frames += 1;
+        sum.first.get_or_insert(header);
+    }
+}
+
+fn decode_frame<R: Read, W: Write>(
+    h: &FrameHeader,
+    input: &mut R,
+    out: &mut W,
+    device: &Device,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    let p = &h.preset;
+    let mut model = Model::new(p, device)?;
+    let class = device_class(device);
+    if class != h.device || fingerprint(&model, p)? != h.fingerprint {
+        return Err(Error::Device(format!(
+            "this {} computes differently from the {} that wrote the file; decompress on the same kind of {} (and build) as the encoder",
+            device_name(class),
+            device_name(h.device),
+            device_name(h.device)
+        )));
+    }
+    let mut hasher = Xxh3::new();
+    let mut total = 0u64;
+    loop {
+        let data = match format::read_block(input, h)? {
+            Block::Stored(data) => {
+                let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
+                if lay.lane_len > 0 {
+                    lanes::train_only(&mut model, lay, &data[..lay.body()], progress)?;
+                }
+                progress((data.len() - lay.body()) as u64);
+                data
+            }
+            Block::Model {
+                seg_len,
+                tail,
+                lanes: streams,
+            } => {
+                let lay = Layout::new(seg_len, p.lanes as usize, p.context as usize);
+                let mut buf = vec![0u8; seg_len];
+                lanes::decode(&mut model, lay, &streams, &mut buf[..lay.body()], progress)?;
+                buf[lay.body()..].copy_from_slice(&tail);
+                progress(tail.len() as u64);
+                buf
+            }
+            Block::End { total: t, content } => {
+                if t != total {
+                    return Err(Error::Corrupt(
+                        "content length differs from the frame's record",
+                    ));
+                }
+                if h.content_check && content != Some(hasher.digest()) {
+                    return Err(Error::ChecksumMismatch);
+                }
+                return Ok(total);
+            }
+        };
+        hasher.update(&data);
+        total += data.len() as u64;
+        out.write_all(&data)?;
+    }
+}
+
+/// Reads only the headers and block framing of every frame (no model work):
+/// for `fade list`. Returns (header of the first frame, frames, content bytes).
+pub fn scan<R: Read>(input: &mut R) -> Result<(FrameHeader, usize, u64)> {
+    let mut frames = 0;
+    let mut content = 0u64;
+    let mut first_header = None;
+    loop {
+        let first = match format::read_byte_or_eof(input)? {
+            None if frames > 0 => break,
+            None => return Err(Error::Truncated),
+            Some(b) => b,
+        };
+        let h = match FrameHeader::read_after(first, input) {
+            Err(Error::NotFade) if frames > 0 => {
+                return Err(Error::Corrupt("trailing garbage after the last frame"))
+            }
+            r => r?,
+        };
+        loop {
+            if let Block::End { total, .. } = format::read_block(input, &h)? {
+                content += total;
+                break;
+            }
+        }
+        frames += 1;
+        first_header.get_or_insert(h);
+    }
+    Ok((first_header.expect("at least one frame"), frames, content))
+}
