@@ -1,0 +1,73 @@
+//! End-to-end round trips through the real binary.
+
+mod common;
+use common::*;
+
+#[test]
+fn tiny_inputs_and_lane_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = tiny();
+    // tiny preset: 8 lanes, T = 4, 4096-byte segments.
+    let text = b"It was the best of times, it was the worst of times, it was the age of wisdom, ".repeat(80);
+    for n in [0usize, 1, 3, 7, 8, 9, 8 * 4 - 1, 8 * 4, 8 * 4 + 1, 8 * 40 - 1, 8 * 40, 8 * 40 + 1, 4095, 4096, 4097, 6000] {
+        roundtrip(dir.path(), &format!("t{n}"), &text[..n], &tiny);
+    }
+}
+
+#[test]
+fn default_preset_small_inputs_and_lane_boundaries() {
+    let dir = tempfile::tempdir().unwrap();
+    // default preset: 256 lanes, T = 16.
+    let data = random_bytes(256 * 20 + 1, 1);
+    for n in [1usize, 15, 255, 256, 257, 256 * 20 - 1, 256 * 20, 256 * 20 + 1] {
+        roundtrip(dir.path(), &format!("d{n}"), &data[..n], "default");
+    }
+}
+
+#[test]
+fn random_64k_is_not_expanded_much() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = random_bytes(65536, 2);
+    let n = roundtrip(dir.path(), "random", &data, "default");
+    assert!(n <= 65536 + 128, "random data grew to {n}");
+}
+
+#[test]
+fn zeros_64k_shrink_to_almost_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = roundtrip(dir.path(), "zeros", &vec![0u8; 65536], "default");
+    assert!(n < 2000, "64 KiB of zeros took {n} bytes");
+}
+
+#[test]
+fn corpus_prefixes_roundtrip_with_the_default_preset() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let names = ["silesia/dickens", "silesia/mr", "silesia/nci", "silesia/ooffice", "silesia/osdb", "silesia/reymont", "silesia/xml", "enwik6"];
+    for name in names {
+        let data = std::fs::read(corpus.join(name)).unwrap();
+        let data = &data[..65536.min(data.len())];
+        let n = roundtrip(dir.path(), &name.replace('/', "_"), data, "default");
+        eprintln!("{name}: 65536 -> {n}");
+        assert!(n < 65536, "{name} did not compress");
+    }
+}
+
+#[test]
+fn output_is_identical_with_one_or_two_threads() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::fs::read(corpus.join("enwik6")).unwrap();
+    let input = dir.path().join("in");
+    std::fs::write(&input, &data[..20000]).unwrap();
+    let mut outs = Vec::new();
+    for t in ["1", "2"] {
+        let out = dir.path().join(format!("out{t}"));
+        ok(fade(&["-T", t, "compress", input.to_str().unwrap(), out.to_str().unwrap()]));
+        outs.push(std::fs::read(&out).unwrap());
+    }
+    assert!(outs[0] == outs[1], "thread count changed the output");
+    let back = dir.path().join("back");
+    ok(fade(&["-T", "2", "decompress", dir.path().join("out1").to_str().unwrap(), back.to_str().unwrap()]));
+    assert!(std::fs::read(back).unwrap() == data[..20000]);
+}
