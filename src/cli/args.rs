@@ -1,40 +1,99 @@
 //! Every flag of the command line, in one place.
+//!
+//! Two forms are accepted: subcommands (`fade compress IN OUT`) and the
+//! gzip/xz/zstd form (`fade FILE` writes FILE.fade, `fade -d FILE.fade` writes
+//! FILE, with -c, -t, -l, -k, --rm, -f). `-` or a missing operand means
+//! stdin/stdout.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// Lossless compression with a neural network that learns the file while it codes it.
+/// Lossless compression with a neural network that learns the data while it codes it.
 #[derive(Debug, Parser)]
-#[command(name = "fade", version, about, long_about = None)]
+#[command(name = "fade", version, about, subcommand_precedence_over_arg = true)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
-    /// Worker threads for the model's matrix products (default: all cores).
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub classic: Classic,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Flags shared by every form.
+#[derive(Debug, Clone, Args)]
+pub struct Common {
+    /// Threads for the model's matrix products (results do not depend on it).
     #[arg(short = 'T', long, global = true, value_name = "N")]
     pub threads: Option<usize>,
-    /// No progress bar.
+    /// No progress bar, no warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Print sizes, ratio and speed of each file on stderr.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Overwrite outputs; allow compressed data on a terminal.
+    #[arg(short, long, global = true)]
+    pub force: bool,
+    /// Model preset for compression: a built-in name (default, paper) or a .toml file.
+    #[arg(short, long, global = true, default_value = "default")]
+    pub preset: String,
+}
+
+/// The gzip-style form: operate on FILEs in place.
+#[derive(Debug, Clone, Args)]
+pub struct Classic {
+    /// Files to process ('-' or none: stdin to stdout).
+    pub files: Vec<PathBuf>,
+    /// Decompress.
+    #[arg(short, long, group = "mode")]
+    pub decompress: bool,
+    /// Test the integrity of compressed files (decode and verify, write nothing).
+    #[arg(short, long, group = "mode")]
+    pub test: bool,
+    /// List compressed files: preset, sizes, ratio, checksum.
+    #[arg(short, long, group = "mode")]
+    pub list: bool,
+    /// Write to stdout, keep inputs.
+    #[arg(short = 'c', long)]
+    pub stdout: bool,
+    /// Keep input files (the default).
+    #[arg(short, long)]
+    pub keep: bool,
+    /// Remove each input file after its output is complete and synced.
+    #[arg(long, conflicts_with = "keep")]
+    pub rm: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Compress IN into OUT.
-    Compress(CodeArgs),
-    /// Decompress IN into OUT.
-    Decompress(CodeArgs),
+    /// Compress IN into OUT ('-' or missing: stdin/stdout; OUT defaults to IN.fade).
+    Compress(Transfer),
+    /// Decompress IN into OUT ('-' or missing: stdin/stdout; OUT defaults to IN without .fade).
+    Decompress(Transfer),
+    /// Decode and verify FILEs, writing nothing; exit 1 on any fault.
+    Test {
+        /// Compressed files ('-' for stdin).
+        files: Vec<PathBuf>,
+    },
+    /// Show preset, original and compressed size, ratio and checksum of FILEs.
+    List {
+        /// Compressed files.
+        files: Vec<PathBuf>,
+    },
 }
 
-#[derive(Debug, clap::Args)]
-pub struct CodeArgs {
-    /// Input file.
-    pub input: PathBuf,
-    /// Output file.
-    pub output: PathBuf,
-    /// Model preset: a built-in name (default, paper) or a preset .toml file.
-    #[arg(short, long, default_value = "default")]
-    pub preset: String,
-    /// Overwrite an existing output.
-    #[arg(short, long)]
-    pub force: bool,
+/// Operands of compress and decompress.
+#[derive(Debug, Args)]
+pub struct Transfer {
+    /// Input ('-' for stdin).
+    pub input: Option<PathBuf>,
+    /// Output ('-' for stdout).
+    pub output: Option<PathBuf>,
+    /// Write to stdout.
+    #[arg(short = 'c', long)]
+    pub stdout: bool,
+    /// Remove the input after the output is complete and synced.
+    #[arg(long)]
+    pub rm: bool,
 }

@@ -1,46 +1,170 @@
-//! Command-line front end.
+//! Command-line front end: argument handling, file safety, progress and messages.
+//! All coding work is the library's.
 
 mod args;
 mod output;
 
-use anyhow::{Context, Result};
-use args::{Cli, CodeArgs, Command};
+use anyhow::{bail, Context, Result};
+use args::{Cli, Command, Common, Transfer};
 use candle_core::Device;
 use clap::Parser;
-use fade::engine;
-use fade::Preset;
+use fade::{engine, Preset};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use output::AtomicOutput;
+use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
 use std::fs::File;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Suffix of compressed files.
+const SUFFIX: &str = "fade";
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Compress,
+    Decompress,
+}
+
+/// Where bytes come from or go to.
+#[derive(Debug, Clone)]
+enum End {
+    Std,
+    File(PathBuf),
+}
+
+impl End {
+    fn from_arg(p: Option<&PathBuf>) -> Self {
+        match p {
+            None => End::Std,
+            Some(p) if p.as_os_str() == "-" => End::Std,
+            Some(p) => End::File(p.clone()),
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            End::Std => "(stdin)".into(),
+            End::File(p) => p.display().to_string(),
+        }
+    }
+}
 
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
-    if let Some(n) = cli.threads {
-        // candle's CPU kernels size their thread pool from this variable; it is read
-        // lazily, so setting it before any model work is enough. Results do not
+    if let Some(n) = cli.common.threads {
+        // candle's CPU kernels size their thread pool from this variable, read
+        // lazily: setting it before any model work is enough. Output does not
         // depend on it (tested).
         std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
     }
+    output::install_signal_cleanup();
+    let c = &cli.common;
     match &cli.command {
-        Command::Compress(a) => compress(a, cli.quiet),
-        Command::Decompress(a) => decompress(a, cli.quiet),
+        Some(Command::Compress(t)) => transfer(Mode::Compress, t, c),
+        Some(Command::Decompress(t)) => transfer(Mode::Decompress, t, c),
+        Some(Command::Test { files }) => each(files, |f| test(f, c)),
+        Some(Command::List { files }) => list(files),
+        None => classic(&cli),
     }
 }
 
-fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+/// Runs `f` on every operand ('-' or none: stdin); reports each failure, fails if any did.
+fn each(files: &[PathBuf], mut f: impl FnMut(&End) -> Result<()>) -> Result<()> {
+    let ends: Vec<End> =
+        if files.is_empty() { vec![End::Std] } else { files.iter().map(|p| End::from_arg(Some(p))).collect() };
+    let mut failed = None;
+    let many = ends.len() > 1;
+    for e in &ends {
+        if let Err(err) = f(e) {
+            if !many {
+                return Err(err);
+            }
+            eprintln!("fade: {err:#}");
+            failed = Some(err);
+        }
+    }
+    match failed {
+        Some(_) => bail!("some files failed"),
+        None => Ok(()),
+    }
+}
+
+fn classic(cli: &Cli) -> Result<()> {
+    let (k, c) = (&cli.classic, &cli.common);
+    if k.list {
+        return list(&k.files);
+    }
+    if k.test {
+        return each(&k.files, |f| test(f, c));
+    }
+    let mode = if k.decompress { Mode::Decompress } else { Mode::Compress };
+    each(&k.files, |input| {
+        let output = match input {
+            End::File(p) if !k.stdout => End::File(derived_name(mode, p)?),
+            _ => End::Std,
+        };
+        code(mode, input, &output, k.rm && !k.stdout, c)
+    })
+}
+
+fn transfer(mode: Mode, t: &Transfer, c: &Common) -> Result<()> {
+    let input = End::from_arg(t.input.as_ref());
+    let output = match (&t.output, &input) {
+        (Some(o), _) => End::from_arg(Some(o)),
+        (None, End::File(p)) if !t.stdout => End::File(derived_name(mode, p)?),
+        _ => End::Std,
+    };
+    code(mode, &input, &output, t.rm, c)
+}
+
+/// FILE -> FILE.fade; FILE.fade -> FILE.
+fn derived_name(mode: Mode, p: &Path) -> Result<PathBuf> {
+    match mode {
+        Mode::Compress => {
+            if p.extension().is_some_and(|e| e == SUFFIX) {
+                bail!("{} already has the .{SUFFIX} suffix", p.display());
+            }
+            let mut s = p.as_os_str().to_owned();
+            s.push(format!(".{SUFFIX}"));
+            Ok(s.into())
+        }
+        Mode::Decompress => match p.extension() {
+            Some(e) if e == SUFFIX => Ok(p.with_extension("")),
+            _ => bail!("{}: unknown suffix (expected .{SUFFIX}; use -c or name the output)", p.display()),
+        },
+    }
+}
+
+fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let pb = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-    pb.set_style(
-        ProgressStyle::with_template(
-            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
-        )
-        .expect("valid template"),
-    );
+    let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    let tpl = if total.is_some() {
+        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
+    } else {
+        "{spinner} {bytes} {binary_bytes_per_sec}"
+    };
+    pb.set_style(ProgressStyle::with_template(tpl).expect("valid template"));
     pb
+}
+
+/// Counts bytes passing through a writer.
+struct Counter<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let k = self.inner.write(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Maps a regular file into memory (empty files cannot be mapped).
@@ -48,37 +172,153 @@ fn map_input(file: &File) -> Result<Option<memmap2::Mmap>> {
     if file.metadata()?.len() == 0 {
         return Ok(None);
     }
-    // SAFETY: the map is read-only; a concurrent truncation by another process
-    // could fault, as with any mmap-based tool (zstd and xz do the same).
+    // SAFETY: read-only map; as with any mmap-based tool, another process
+    // truncating the file meanwhile could fault.
     Ok(Some(unsafe { memmap2::Mmap::map(file)? }))
 }
 
-fn compress(a: &CodeArgs, quiet: bool) -> Result<()> {
-    let preset = Preset::load(&a.preset)?;
-    let file =
-        File::open(&a.input).with_context(|| format!("cannot open {}", a.input.display()))?;
-    let map = map_input(&file)?;
-    let data: &[u8] = map.as_deref().unwrap_or(&[]);
-    let mut out = AtomicOutput::create(&a.output, a.force)?;
-    let pb = progress_bar(data.len() as u64, quiet);
-    engine::compress_slice(data, out.writer(), &preset, &Device::Cpu, &mut |n| {
-        pb.inc(n)
-    })
-    .with_context(|| format!("{}", a.input.display()))?;
-    out.commit()?;
+/// The work itself: `input` into `output`, then the optional removal of the input.
+fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<()> {
+    let preset = if mode == Mode::Compress { Some(Preset::load(&c.preset)?) } else { None };
+    match (mode, input, output) {
+        (Mode::Compress, _, End::Std) if std::io::stdout().is_terminal() && !c.force => {
+            bail!("refusing to write compressed data to a terminal (use -f to force)")
+        }
+        (Mode::Decompress, End::Std, _) if std::io::stdin().is_terminal() && !c.force => {
+            bail!("refusing to read compressed data from a terminal (use -f to force)")
+        }
+        (_, End::File(i), End::File(o)) if same_file(i, o) => bail!("{}: input and output are the same file", i.display()),
+        _ => {}
+    }
+    let start = Instant::now();
+    let meta = match input {
+        End::File(p) => {
+            let m = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
+            if !m.is_file() {
+                bail!("{}: not a regular file", p.display());
+            }
+            Some(m)
+        }
+        End::Std => None,
+    };
+    let pb = progress_bar(if mode == Mode::Compress { meta.as_ref().map(|m| m.len()) } else { None }, c.quiet);
+    let mut progress = |n: u64| pb.inc(n);
+    let dev = Device::Cpu;
+    // Runs the codec into any writer; returns (bytes in, bytes out).
+    let run = |w: &mut dyn Write, progress: &mut dyn FnMut(u64)| -> Result<(u64, u64)> {
+        let mut w = Counter { inner: w, n: 0 };
+        let n_in = match (mode, input) {
+            (Mode::Compress, End::File(p)) => {
+                let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+                let map = map_input(&f)?;
+                let data: &[u8] = map.as_deref().unwrap_or(&[]);
+                engine::compress_slice(data, &mut w, preset.as_ref().unwrap(), &dev, progress)?;
+                data.len() as u64
+            }
+            (Mode::Compress, End::Std) => {
+                let mut counted = ReadCounter { inner: std::io::stdin(), n: 0 };
+                engine::compress_reader(&mut counted, &mut w, preset.as_ref().unwrap(), &dev, progress)?;
+                counted.n
+            }
+            (Mode::Decompress, src) => {
+                let reader: Box<dyn Read> = match src {
+                    End::File(p) => Box::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
+                    End::Std => Box::new(std::io::stdin().lock()),
+                };
+                let mut r = ReadCounter { inner: std::io::BufReader::with_capacity(1 << 20, reader), n: 0 };
+                engine::decompress(&mut r, &mut w, &dev, progress)?;
+                r.n
+            }
+        };
+        w.flush()?;
+        Ok((n_in, w.n))
+    };
+    let name = input.name();
+    let (n_in, n_out) = match output {
+        End::Std => {
+            let mut w = stdout_writer();
+            let r = run(&mut w, &mut progress).with_context(|| name.clone())?;
+            finish_stdout(w)?;
+            r
+        }
+        End::File(o) => {
+            let mut out = AtomicOutput::create(o, c.force)?;
+            let r = run(out.writer(), &mut progress).with_context(|| name.clone())?;
+            out.commit(meta.as_ref())?;
+            r
+        }
+    };
     pb.finish_and_clear();
+    if c.verbose {
+        let secs = start.elapsed().as_secs_f64();
+        let (orig, packed) = if mode == Mode::Compress { (n_in, n_out) } else { (n_out, n_in) };
+        eprintln!(
+            "{name}: {orig} -> {packed} bytes, ratio {:.3}, {secs:.1} s, {:.1} KB/s",
+            orig as f64 / packed.max(1) as f64,
+            orig as f64 / 1000.0 / secs.max(1e-9)
+        );
+    }
+    if rm {
+        if let End::File(p) = input {
+            std::fs::remove_file(p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
     Ok(())
 }
 
-fn decompress(a: &CodeArgs, quiet: bool) -> Result<()> {
-    let file =
-        File::open(&a.input).with_context(|| format!("cannot open {}", a.input.display()))?;
-    let mut input = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut out = AtomicOutput::create(&a.output, a.force)?;
-    let pb = progress_bar(0, quiet);
-    engine::decompress(&mut input, out.writer(), &Device::Cpu, &mut |n| pb.inc(n))
-        .with_context(|| format!("{}", a.input.display()))?;
-    out.commit()?;
+/// Counts bytes read.
+struct ReadCounter<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for ReadCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+}
+
+fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
+    Ok(match e {
+        End::File(p) => Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+        )),
+        End::Std => Box::new(std::io::stdin().lock()),
+    })
+}
+
+fn test(e: &End, c: &Common) -> Result<()> {
+    let mut r = open_compressed(e)?;
+    let pb = progress_bar(None, c.quiet);
+    let sum = engine::decompress(&mut r, &mut std::io::sink(), &Device::Cpu, &mut |n| pb.inc(n))
+        .with_context(|| e.name())?;
     pb.finish_and_clear();
+    if c.verbose {
+        eprintln!("{}: OK ({} bytes, {} frame(s))", e.name(), sum.content, sum.frames);
+    }
     Ok(())
+}
+
+fn list(files: &[PathBuf]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{:<10} {:>14} {:>14} {:>7} {:>7}  {:<9} file", "preset", "compressed", "original", "ratio", "frames", "check")?;
+    each(files, |e| {
+        let mut r = ReadCounter { inner: open_compressed(e)?, n: 0 };
+        let (h, frames, content) = engine::scan(&mut r).with_context(|| e.name())?;
+        writeln!(
+            out,
+            "{:<10} {:>14} {:>14} {:>7.3} {:>7}  {:<9} {}",
+            h.preset.name,
+            r.n,
+            content,
+            content as f64 / r.n.max(1) as f64,
+            frames,
+            if h.content_check { "xxh3-64" } else { "none" },
+            e.name()
+        )?;
+        Ok(())
+    })
 }

@@ -63,8 +63,9 @@ pub fn roundtrip(dir: &Path, name: &str, data: &[u8], preset: &str) -> usize {
     let packed = dir.join(format!("{name}.fade"));
     let unpacked = dir.join(format!("{name}.out"));
     std::fs::write(&input, data).unwrap();
-    ok(fade(&["compress", "-p", preset, input.to_str().unwrap(), packed.to_str().unwrap()]));
-    ok(fade(&["decompress", packed.to_str().unwrap(), unpacked.to_str().unwrap()]));
+    // One model thread per process: the test harness already runs two tests at once.
+    ok(fade(&["-T", "1", "compress", "-p", preset, input.to_str().unwrap(), packed.to_str().unwrap()]));
+    ok(fade(&["-T", "1", "decompress", packed.to_str().unwrap(), unpacked.to_str().unwrap()]));
     let back = std::fs::read(&unpacked).unwrap();
     assert!(back == data, "{name}: round trip differs ({} vs {} bytes)", back.len(), data.len());
     std::fs::metadata(&packed).unwrap().len() as usize
