@@ -11,12 +11,23 @@ fn bin() -> Command {
 }
 
 fn text(n: usize) -> Vec<u8> {
-    b"Stream me through a pipe, keep my bytes exact; ".iter().cycle().take(n).cloned().collect()
+    b"Stream me through a pipe, keep my bytes exact; "
+        .iter()
+        .cycle()
+        .take(n)
+        .cloned()
+        .collect()
 }
 
 /// Runs fade with `args`, feeding `stdin`, returning the output.
 fn piped(args: &[&str], stdin: &[u8]) -> std::process::Output {
-    let mut child = bin().args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut sin = child.stdin.take().unwrap();
     let data = stdin.to_vec();
     let feeder = std::thread::spawn(move || {
@@ -45,7 +56,13 @@ fn stream_and_file_inputs_give_the_same_frame() {
     let data = text(9000); // several 4096-byte segments of the tiny preset
     let f = dir.path().join("f");
     std::fs::write(&f, &data).unwrap();
-    let from_file = ok(fade(&["compress", "-c", "-p", &tiny(), f.to_str().unwrap()]));
+    let from_file = ok(fade(&[
+        "compress",
+        "-c",
+        "-p",
+        &tiny(),
+        f.to_str().unwrap(),
+    ]));
     let from_pipe = ok(piped(&["compress", "-p", &tiny()], &data));
     assert_eq!(from_file, from_pipe);
 }
@@ -61,7 +78,10 @@ fn gzip_style_forms_keep_or_remove_inputs() {
     ok(fade(&["-p", &tiny(), f.to_str().unwrap()]));
     assert!(packed.exists() && f.exists());
     // `fade -d FILE.fade` refuses to clobber FILE, then with --rm replaces the pair.
-    fails_with(&fade(&["-d", packed.to_str().unwrap()]), "already exists (use -f to overwrite)");
+    fails_with(
+        &fade(&["-d", packed.to_str().unwrap()]),
+        "already exists (use -f to overwrite)",
+    );
     std::fs::remove_file(&f).unwrap();
     ok(fade(&["-d", "--rm", packed.to_str().unwrap()]));
     assert_eq!(std::fs::read(&f).unwrap(), data);
@@ -75,9 +95,15 @@ fn gzip_style_forms_keep_or_remove_inputs() {
     // -t and -l.
     ok(fade(&["-t", packed.to_str().unwrap()]));
     let listing = String::from_utf8(ok(fade(&["-l", packed.to_str().unwrap()]))).unwrap();
-    assert!(listing.contains("tiny") && listing.contains("3000") && listing.contains("xxh3-64"), "{listing}");
+    assert!(
+        listing.contains("tiny") && listing.contains("3000") && listing.contains("xxh3-64"),
+        "{listing}"
+    );
     // Unknown suffix on -d is refused.
-    fails_with(&fade(&["-d", dir.path().join("x.gz").to_str().unwrap()]), "unknown suffix");
+    fails_with(
+        &fade(&["-d", dir.path().join("x.gz").to_str().unwrap()]),
+        "unknown suffix",
+    );
 }
 
 #[test]
@@ -86,12 +112,21 @@ fn test_and_list_subcommands() {
     let f = dir.path().join("a");
     std::fs::write(&f, text(2000)).unwrap();
     let p = dir.path().join("a.fade");
-    ok(fade(&["compress", "-p", &tiny(), f.to_str().unwrap(), p.to_str().unwrap()]));
+    ok(fade(&[
+        "compress",
+        "-p",
+        &tiny(),
+        f.to_str().unwrap(),
+        p.to_str().unwrap(),
+    ]));
     let out = fade(&["-v", "test", p.to_str().unwrap()]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("OK (2000 bytes"));
     ok(out);
     let listing = String::from_utf8(ok(fade(&["list", p.to_str().unwrap()]))).unwrap();
-    assert!(listing.lines().nth(1).unwrap().starts_with("tiny"), "{listing}");
+    assert!(
+        listing.lines().nth(1).unwrap().starts_with("tiny"),
+        "{listing}"
+    );
     // test on a damaged file fails and writes nothing anywhere.
     let mut bad = std::fs::read(&p).unwrap();
     let n = bad.len();
@@ -108,7 +143,10 @@ fn input_equal_to_output_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("same");
     std::fs::write(&f, b"data").unwrap();
-    fails_with(&fade(&["compress", "-f", f.to_str().unwrap(), f.to_str().unwrap()]), "input and output are the same file");
+    fails_with(
+        &fade(&["compress", "-f", f.to_str().unwrap(), f.to_str().unwrap()]),
+        "input and output are the same file",
+    );
     assert_eq!(std::fs::read(&f).unwrap(), b"data");
 }
 
@@ -120,7 +158,12 @@ fn permissions_and_mtime_are_kept() {
     std::fs::write(&f, text(500)).unwrap();
     std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o640)).unwrap();
     let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
-    std::fs::File::options().write(true).open(&f).unwrap().set_modified(old).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     ok(fade(&["-p", &tiny(), f.to_str().unwrap()]));
     let m = std::fs::metadata(dir.path().join("p.fade")).unwrap();
     assert_eq!(m.permissions().mode() & 0o777, 0o640);
@@ -137,15 +180,32 @@ fn terminals_are_refused_without_force() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("t");
     std::fs::write(&f, b"to a terminal").unwrap();
-    let cmd = format!("{} compress -c -p {} {}", env!("CARGO_BIN_EXE_fade"), tiny(), f.display());
-    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let cmd = format!(
+        "{} compress -c -p {} {}",
+        env!("CARGO_BIN_EXE_fade"),
+        tiny(),
+        f.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
     let all = String::from_utf8_lossy(&out.stdout);
-    assert!(all.contains("refusing to write compressed data to a terminal"), "{all}");
+    assert!(
+        all.contains("refusing to write compressed data to a terminal"),
+        "{all}"
+    );
     assert_eq!(out.status.code(), Some(1));
     let cmd = format!("{} decompress", env!("CARGO_BIN_EXE_fade"));
-    let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
     let all = String::from_utf8_lossy(&out.stdout);
-    assert!(all.contains("refusing to read compressed data from a terminal"), "{all}");
+    assert!(
+        all.contains("refusing to read compressed data from a terminal"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -155,7 +215,13 @@ fn broken_pipe_is_quiet_success() {
     let data = text(40_000);
     std::fs::write(&f, &data).unwrap();
     let p = dir.path().join("big.fade");
-    ok(fade(&["compress", "-p", &tiny(), f.to_str().unwrap(), p.to_str().unwrap()]));
+    ok(fade(&[
+        "compress",
+        "-p",
+        &tiny(),
+        f.to_str().unwrap(),
+        p.to_str().unwrap(),
+    ]));
     let mut child = bin()
         .args(["-d", "-c", p.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -163,11 +229,21 @@ fn broken_pipe_is_quiet_success() {
         .spawn()
         .unwrap();
     let mut first = [0u8; 10];
-    child.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
     drop(child.stdout.take()); // like `| head -c 10`
     let out = child.wait_with_output().unwrap();
     assert_eq!(&first, &data[..10]);
-    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.stderr.is_empty());
 }
 
@@ -177,15 +253,24 @@ fn interrupt_leaves_no_partial_output() {
     let f = dir.path().join("slow");
     std::fs::write(&f, random_bytes(1 << 20, 3)).unwrap();
     let out = dir.path().join("slow.fade");
-    let child = bin().args(["-q", "compress", f.to_str().unwrap(), out.to_str().unwrap()]).spawn().unwrap();
+    let child = bin()
+        .args(["-q", "compress", f.to_str().unwrap(), out.to_str().unwrap()])
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     for sig in ["-INT"] {
-        Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+        Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap();
     }
     let status = child.wait_with_output().unwrap().status;
     assert!(!status.success());
     assert!(!out.exists(), "partial output left");
-    let names: Vec<String> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
     assert_eq!(names, vec!["slow".to_string()], "leftovers: {names:?}");
 }
 
@@ -206,7 +291,11 @@ fn incompressible_input_is_stored_with_tiny_overhead() {
     let data = random_bytes(256 * 1024, 4);
     let packed = ok(piped(&["compress"], &data));
     let limit = data.len() + data.len() / 1000 + 256;
-    assert!(packed.len() < limit, "{} bytes for 256 KiB of random data (limit {limit})", packed.len());
+    assert!(
+        packed.len() < limit,
+        "{} bytes for 256 KiB of random data (limit {limit})",
+        packed.len()
+    );
     assert_eq!(ok(piped(&["decompress"], &packed)), data);
 }
 
@@ -215,10 +304,18 @@ fn every_truncation_fails_cleanly() {
     let packed = ok(piped(&["compress", "-p", &tiny()], &text(600)));
     for n in 0..packed.len() {
         let out = piped(&["decompress"], &packed[..n]);
-        assert_eq!(out.status.code(), Some(1), "prefix {n} of {}: {:?}", packed.len(), out.status);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "prefix {n} of {}: {:?}",
+            packed.len(),
+            out.status
+        );
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(
-            err.contains("unexpected end of input") || err.contains("corrupt data") || err.contains("checksum mismatch"),
+            err.contains("unexpected end of input")
+                || err.contains("corrupt data")
+                || err.contains("checksum mismatch"),
             "prefix {n}: {err}"
         );
     }
@@ -235,8 +332,18 @@ fn bit_flips_in_header_and_body_are_caught() {
             let mut bad = packed.clone();
             bad[pos] ^= bit;
             let out = piped(&["decompress"], &bad);
-            assert_eq!(out.status.code(), Some(1), "flip {bit:#x} at {pos} accepted");
-            assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end().lines().count(), 1);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "flip {bit:#x} at {pos} accepted"
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr)
+                    .trim_end()
+                    .lines()
+                    .count(),
+                1
+            );
         }
     }
 }
@@ -246,7 +353,11 @@ fn golden_files_of_format_v1_still_decode() {
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
     let want = std::fs::read(golden.join("sample.txt")).unwrap();
     for name in ["sample.tiny.fade", "sample.default.fade"] {
-        let got = ok(fade(&["decompress", "-c", golden.join(name).to_str().unwrap()]));
+        let got = ok(fade(&[
+            "decompress",
+            "-c",
+            golden.join(name).to_str().unwrap(),
+        ]));
         assert!(got == want, "{name} decodes differently");
     }
 }

@@ -8,7 +8,13 @@ fn packed_sample(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
     let input = dir.join("in");
     let packed = dir.join("in.fade");
     std::fs::write(&input, &text).unwrap();
-    ok(fade(&["compress", "-p", &tiny(), input.to_str().unwrap(), packed.to_str().unwrap()]));
+    ok(fade(&[
+        "compress",
+        "-p",
+        &tiny(),
+        input.to_str().unwrap(),
+        packed.to_str().unwrap(),
+    ]));
     (text, std::fs::read(&packed).unwrap())
 }
 
@@ -17,7 +23,13 @@ fn flipped_byte_fails_and_leaves_no_output() {
     let dir = tempfile::tempdir().unwrap();
     let (_, packed) = packed_sample(dir.path());
     // One flip in the header, one in a block header, several in lane data.
-    for pos in [5, packed.len() / 3, packed.len() / 2, packed.len() - 20, packed.len() - 5] {
+    for pos in [
+        5,
+        packed.len() / 3,
+        packed.len() / 2,
+        packed.len() - 20,
+        packed.len() - 5,
+    ] {
         let mut bad = packed.clone();
         bad[pos] ^= 0x04;
         let f = dir.path().join("bad.fade");
@@ -25,7 +37,13 @@ fn flipped_byte_fails_and_leaves_no_output() {
         let out = dir.path().join("bad.out");
         let res = fade(&["decompress", f.to_str().unwrap(), out.to_str().unwrap()]);
         assert_eq!(res.status.code(), Some(1), "flip at {pos} accepted");
-        assert_eq!(String::from_utf8_lossy(&res.stderr).trim_end().lines().count(), 1);
+        assert_eq!(
+            String::from_utf8_lossy(&res.stderr)
+                .trim_end()
+                .lines()
+                .count(),
+            1
+        );
         assert!(!out.exists(), "flip at {pos} left an output file");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -44,7 +62,12 @@ fn foreign_truncated_and_future_files_are_named() {
     let case = |bytes: &[u8], needle: &str| {
         let f = dir.path().join("x.fade");
         std::fs::write(&f, bytes).unwrap();
-        let res = fade(&["decompress", "-f", f.to_str().unwrap(), out.to_str().unwrap()]);
+        let res = fade(&[
+            "decompress",
+            "-f",
+            f.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
         fails_with(&res, needle);
         assert!(!out.exists());
     };
@@ -67,10 +90,23 @@ fn existing_output_is_not_overwritten_without_force() {
     let out = dir.path().join("out");
     std::fs::write(&input, b"hello hello hello").unwrap();
     std::fs::write(&out, b"precious").unwrap();
-    let res = fade(&["compress", "-p", &tiny(), input.to_str().unwrap(), out.to_str().unwrap()]);
+    let res = fade(&[
+        "compress",
+        "-p",
+        &tiny(),
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
     fails_with(&res, "already exists (use -f to overwrite)");
     assert_eq!(std::fs::read(&out).unwrap(), b"precious");
-    ok(fade(&["compress", "-f", "-p", &tiny(), input.to_str().unwrap(), out.to_str().unwrap()]));
+    ok(fade(&[
+        "compress",
+        "-f",
+        "-p",
+        &tiny(),
+        input.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]));
     assert_ne!(std::fs::read(&out).unwrap(), b"precious");
 }
 
@@ -79,6 +115,12 @@ fn unknown_preset_is_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::write(&input, b"x").unwrap();
-    let res = fade(&["compress", "-p", "nonsense", input.to_str().unwrap(), dir.path().join("o").to_str().unwrap()]);
+    let res = fade(&[
+        "compress",
+        "-p",
+        "nonsense",
+        input.to_str().unwrap(),
+        dir.path().join("o").to_str().unwrap(),
+    ]);
     fails_with(&res, "unknown preset 'nonsense'");
 }

@@ -58,7 +58,8 @@ fn concatenated_frames_decode_to_concatenated_content() {
     assert_eq!(out, [a, b].concat());
     // Trailing garbage is an error.
     packed.extend_from_slice(b"garbage");
-    let err = engine::decompress(&mut &packed[..], &mut Vec::new(), &Device::Cpu, &mut |_| {}).unwrap_err();
+    let err = engine::decompress(&mut &packed[..], &mut Vec::new(), &Device::Cpu, &mut |_| {})
+        .unwrap_err();
     assert!(err.to_string().contains("trailing garbage"), "{err}");
 }
 

@@ -8,8 +8,26 @@ fn tiny_inputs_and_lane_boundaries() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = tiny();
     // tiny preset: 8 lanes, T = 4, 4096-byte segments.
-    let text = b"It was the best of times, it was the worst of times, it was the age of wisdom, ".repeat(80);
-    for n in [0usize, 1, 3, 7, 8, 9, 8 * 4 - 1, 8 * 4, 8 * 4 + 1, 8 * 40 - 1, 8 * 40, 8 * 40 + 1, 4095, 4096, 4097, 6000] {
+    let text = b"It was the best of times, it was the worst of times, it was the age of wisdom, "
+        .repeat(80);
+    for n in [
+        0usize,
+        1,
+        3,
+        7,
+        8,
+        9,
+        8 * 4 - 1,
+        8 * 4,
+        8 * 4 + 1,
+        8 * 40 - 1,
+        8 * 40,
+        8 * 40 + 1,
+        4095,
+        4096,
+        4097,
+        6000,
+    ] {
         roundtrip(dir.path(), &format!("t{n}"), &text[..n], &tiny);
     }
 }
@@ -19,7 +37,16 @@ fn default_preset_small_inputs_and_lane_boundaries() {
     let dir = tempfile::tempdir().unwrap();
     // default preset: 256 lanes, T = 8.
     let data = random_bytes(256 * 20 + 1, 1);
-    for n in [1usize, 7, 255, 256, 257, 256 * 20 - 1, 256 * 20, 256 * 20 + 1] {
+    for n in [
+        1usize,
+        7,
+        255,
+        256,
+        257,
+        256 * 20 - 1,
+        256 * 20,
+        256 * 20 + 1,
+    ] {
         roundtrip(dir.path(), &format!("d{n}"), &data[..n], "default");
     }
 }
@@ -93,11 +120,23 @@ fn output_is_identical_with_one_or_two_threads() {
     let mut outs = Vec::new();
     for t in ["1", "2"] {
         let out = dir.path().join(format!("out{t}"));
-        ok(fade(&["-T", t, "compress", input.to_str().unwrap(), out.to_str().unwrap()]));
+        ok(fade(&[
+            "-T",
+            t,
+            "compress",
+            input.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]));
         outs.push(std::fs::read(&out).unwrap());
     }
     assert!(outs[0] == outs[1], "thread count changed the output");
     let back = dir.path().join("back");
-    ok(fade(&["-T", "2", "decompress", dir.path().join("out1").to_str().unwrap(), back.to_str().unwrap()]));
+    ok(fade(&[
+        "-T",
+        "2",
+        "decompress",
+        dir.path().join("out1").to_str().unwrap(),
+        back.to_str().unwrap(),
+    ]));
     assert!(std::fs::read(back).unwrap() == data[..20000]);
 }

@@ -81,6 +81,31 @@ pub enum Command {
         /// Compressed files.
         files: Vec<PathBuf>,
     },
+    /// Compare fade with gzip -9, zstd -19 and xz -9e on FILES or DIRS (one level):
+    /// size, ratio, speed and peak memory, every round trip verified.
+    Bench {
+        /// Files or directories to measure.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// fade presets to measure (repeatable or comma-separated).
+        #[arg(long = "presets", value_delimiter = ',', default_value = "default")]
+        presets: Vec<String>,
+        /// Use only the first N bytes of each file (1048576 for the quick set).
+        #[arg(long, value_name = "N")]
+        prefix: Option<u64>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Markdown)]
+        format: Format,
+    },
+}
+
+/// Table formats of `fade bench`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A markdown table.
+    Markdown,
+    /// JSON, for scripts.
+    Json,
 }
 
 /// Operands of compress and decompress.

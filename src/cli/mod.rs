@@ -2,6 +2,7 @@
 //! All coding work is the library's.
 
 mod args;
+mod bench;
 mod output;
 
 use anyhow::{bail, Context, Result};
@@ -65,14 +66,30 @@ pub fn run() -> Result<()> {
         Some(Command::Decompress(t)) => transfer(Mode::Decompress, t, c),
         Some(Command::Test { files }) => each(files, |f| test(f, c)),
         Some(Command::List { files }) => list(files),
+        Some(Command::Bench {
+            paths,
+            presets,
+            prefix,
+            format,
+        }) => bench::run(
+            paths,
+            presets,
+            *prefix,
+            *format == args::Format::Json,
+            c.threads,
+            c.quiet,
+        ),
         None => classic(&cli),
     }
 }
 
 /// Runs `f` on every operand ('-' or none: stdin); reports each failure, fails if any did.
 fn each(files: &[PathBuf], mut f: impl FnMut(&End) -> Result<()>) -> Result<()> {
-    let ends: Vec<End> =
-        if files.is_empty() { vec![End::Std] } else { files.iter().map(|p| End::from_arg(Some(p))).collect() };
+    let ends: Vec<End> = if files.is_empty() {
+        vec![End::Std]
+    } else {
+        files.iter().map(|p| End::from_arg(Some(p))).collect()
+    };
     let mut failed = None;
     let many = ends.len() > 1;
     for e in &ends {
@@ -98,7 +115,11 @@ fn classic(cli: &Cli) -> Result<()> {
     if k.test {
         return each(&k.files, |f| test(f, c));
     }
-    let mode = if k.decompress { Mode::Decompress } else { Mode::Compress };
+    let mode = if k.decompress {
+        Mode::Decompress
+    } else {
+        Mode::Compress
+    };
     each(&k.files, |input| {
         let output = match input {
             End::File(p) if !k.stdout => End::File(derived_name(mode, p)?),
@@ -131,7 +152,10 @@ fn derived_name(mode: Mode, p: &Path) -> Result<PathBuf> {
         }
         Mode::Decompress => match p.extension() {
             Some(e) if e == SUFFIX => Ok(p.with_extension("")),
-            _ => bail!("{}: unknown suffix (expected .{SUFFIX}; use -c or name the output)", p.display()),
+            _ => bail!(
+                "{}: unknown suffix (expected .{SUFFIX}; use -c or name the output)",
+                p.display()
+            ),
         },
     }
 }
@@ -179,7 +203,11 @@ fn map_input(file: &File) -> Result<Option<memmap2::Mmap>> {
 
 /// The work itself: `input` into `output`, then the optional removal of the input.
 fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<()> {
-    let preset = if mode == Mode::Compress { Some(Preset::load(&c.preset)?) } else { None };
+    let preset = if mode == Mode::Compress {
+        Some(Preset::load(&c.preset)?)
+    } else {
+        None
+    };
     match (mode, input, output) {
         (Mode::Compress, _, End::Std) if std::io::stdout().is_terminal() && !c.force => {
             bail!("refusing to write compressed data to a terminal (use -f to force)")
@@ -187,7 +215,9 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
         (Mode::Decompress, End::Std, _) if std::io::stdin().is_terminal() && !c.force => {
             bail!("refusing to read compressed data from a terminal (use -f to force)")
         }
-        (_, End::File(i), End::File(o)) if same_file(i, o) => bail!("{}: input and output are the same file", i.display()),
+        (_, End::File(i), End::File(o)) if same_file(i, o) => {
+            bail!("{}: input and output are the same file", i.display())
+        }
         _ => {}
     }
     let start = Instant::now();
@@ -201,7 +231,14 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
         }
         End::Std => None,
     };
-    let pb = progress_bar(if mode == Mode::Compress { meta.as_ref().map(|m| m.len()) } else { None }, c.quiet);
+    let pb = progress_bar(
+        if mode == Mode::Compress {
+            meta.as_ref().map(|m| m.len())
+        } else {
+            None
+        },
+        c.quiet,
+    );
     let mut progress = |n: u64| pb.inc(n);
     let dev = Device::Cpu;
     // Runs the codec into any writer; returns (bytes in, bytes out).
@@ -216,16 +253,30 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
                 data.len() as u64
             }
             (Mode::Compress, End::Std) => {
-                let mut counted = ReadCounter { inner: std::io::stdin(), n: 0 };
-                engine::compress_reader(&mut counted, &mut w, preset.as_ref().unwrap(), &dev, progress)?;
+                let mut counted = ReadCounter {
+                    inner: std::io::stdin(),
+                    n: 0,
+                };
+                engine::compress_reader(
+                    &mut counted,
+                    &mut w,
+                    preset.as_ref().unwrap(),
+                    &dev,
+                    progress,
+                )?;
                 counted.n
             }
             (Mode::Decompress, src) => {
                 let reader: Box<dyn Read> = match src {
-                    End::File(p) => Box::new(File::open(p).with_context(|| format!("cannot open {}", p.display()))?),
+                    End::File(p) => Box::new(
+                        File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
+                    ),
                     End::Std => Box::new(std::io::stdin().lock()),
                 };
-                let mut r = ReadCounter { inner: std::io::BufReader::with_capacity(1 << 20, reader), n: 0 };
+                let mut r = ReadCounter {
+                    inner: std::io::BufReader::with_capacity(1 << 20, reader),
+                    n: 0,
+                };
                 engine::decompress(&mut r, &mut w, &dev, progress)?;
                 r.n
             }
@@ -251,7 +302,11 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
     pb.finish_and_clear();
     if c.verbose {
         let secs = start.elapsed().as_secs_f64();
-        let (orig, packed) = if mode == Mode::Compress { (n_in, n_out) } else { (n_out, n_in) };
+        let (orig, packed) = if mode == Mode::Compress {
+            (n_in, n_out)
+        } else {
+            (n_out, n_in)
+        };
         eprintln!(
             "{name}: {orig} -> {packed} bytes, ratio {:.3}, {secs:.1} s, {:.1} KB/s",
             orig as f64 / packed.max(1) as f64,
@@ -293,20 +348,34 @@ fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
 fn test(e: &End, c: &Common) -> Result<()> {
     let mut r = open_compressed(e)?;
     let pb = progress_bar(None, c.quiet);
-    let sum = engine::decompress(&mut r, &mut std::io::sink(), &Device::Cpu, &mut |n| pb.inc(n))
-        .with_context(|| e.name())?;
+    let sum = engine::decompress(&mut r, &mut std::io::sink(), &Device::Cpu, &mut |n| {
+        pb.inc(n)
+    })
+    .with_context(|| e.name())?;
     pb.finish_and_clear();
     if c.verbose {
-        eprintln!("{}: OK ({} bytes, {} frame(s))", e.name(), sum.content, sum.frames);
+        eprintln!(
+            "{}: OK ({} bytes, {} frame(s))",
+            e.name(),
+            sum.content,
+            sum.frames
+        );
     }
     Ok(())
 }
 
 fn list(files: &[PathBuf]) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<10} {:>14} {:>14} {:>7} {:>7}  {:<9} file", "preset", "compressed", "original", "ratio", "frames", "check")?;
+    writeln!(
+        out,
+        "{:<10} {:>14} {:>14} {:>7} {:>7}  {:<9} file",
+        "preset", "compressed", "original", "ratio", "frames", "check"
+    )?;
     each(files, |e| {
-        let mut r = ReadCounter { inner: open_compressed(e)?, n: 0 };
+        let mut r = ReadCounter {
+            inner: open_compressed(e)?,
+            n: 0,
+        };
         let (h, frames, content) = engine::scan(&mut r).with_context(|| e.name())?;
         writeln!(
             out,

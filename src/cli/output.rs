@@ -75,17 +75,28 @@ impl AtomicOutput {
     /// Flushes, syncs, copies the input's permissions and times, renames into place.
     pub fn commit(mut self, like: Option<&Metadata>) -> Result<()> {
         let tmp = self.tmp.take().expect("not committed");
-        let tmp = tmp.into_inner().map_err(|e| e.into_error()).context("write failed")?;
+        let tmp = tmp
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("write failed")?;
         if let Some(meta) = like {
             let f = tmp.as_file();
-            f.set_permissions(meta.permissions()).context("cannot set permissions")?;
-            let times = std::fs::FileTimes::new().set_modified(meta.modified()?).set_accessed(meta.accessed()?);
+            f.set_permissions(meta.permissions())
+                .context("cannot set permissions")?;
+            let times = std::fs::FileTimes::new()
+                .set_modified(meta.modified()?)
+                .set_accessed(meta.accessed()?);
             f.set_times(times).context("cannot set modification time")?;
         }
         tmp.as_file().sync_all().context("sync failed")?;
-        let res = if self.force { tmp.persist(&self.target) } else { tmp.persist_noclobber(&self.target) };
+        let res = if self.force {
+            tmp.persist(&self.target)
+        } else {
+            tmp.persist_noclobber(&self.target)
+        };
         forget(&self.tmp_path);
-        res.map_err(|e| e.error).with_context(|| format!("cannot write {}", self.target.display()))?;
+        res.map_err(|e| e.error)
+            .with_context(|| format!("cannot write {}", self.target.display()))?;
         // Make the rename itself durable before anyone deletes the input.
         if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {

@@ -6,7 +6,10 @@ use std::process::Output;
 
 /// The test preset (tests/data/tiny.toml).
 pub fn tiny() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/tiny.toml").display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tiny.toml")
+        .display()
+        .to_string()
 }
 
 /// The benchmark corpus: $FADE_CORPUS or ../shared/corpus beside the repository.
@@ -17,7 +20,10 @@ pub fn corpus() -> Option<PathBuf> {
     if dir.join("enwik6").exists() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED: benchmark corpus not found at {} (set FADE_CORPUS)", dir.display());
+        eprintln!(
+            "SKIPPED: benchmark corpus not found at {} (set FADE_CORPUS)",
+            dir.display()
+        );
         None
     }
 }
@@ -39,7 +45,11 @@ pub fn fade_env(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// Asserts success and returns stdout.
 pub fn ok(out: Output) -> Vec<u8> {
-    assert!(out.status.success(), "fade failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "fade failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -48,7 +58,11 @@ pub fn fails_with(out: &Output, needle: &str) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "expected exit 1, stderr: {err}");
     assert!(err.contains(needle), "stderr {err:?} lacks {needle:?}");
-    assert_eq!(err.trim_end().lines().count(), 1, "error is not one line: {err:?}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "error is not one line: {err:?}"
+    );
 }
 
 /// Pseudo-random bytes (SplitMix64).
@@ -64,9 +78,28 @@ pub fn roundtrip(dir: &Path, name: &str, data: &[u8], preset: &str) -> usize {
     let unpacked = dir.join(format!("{name}.out"));
     std::fs::write(&input, data).unwrap();
     // One model thread per process: the test harness already runs two tests at once.
-    ok(fade(&["-T", "1", "compress", "-p", preset, input.to_str().unwrap(), packed.to_str().unwrap()]));
-    ok(fade(&["-T", "1", "decompress", packed.to_str().unwrap(), unpacked.to_str().unwrap()]));
+    ok(fade(&[
+        "-T",
+        "1",
+        "compress",
+        "-p",
+        preset,
+        input.to_str().unwrap(),
+        packed.to_str().unwrap(),
+    ]));
+    ok(fade(&[
+        "-T",
+        "1",
+        "decompress",
+        packed.to_str().unwrap(),
+        unpacked.to_str().unwrap(),
+    ]));
     let back = std::fs::read(&unpacked).unwrap();
-    assert!(back == data, "{name}: round trip differs ({} vs {} bytes)", back.len(), data.len());
+    assert!(
+        back == data,
+        "{name}: round trip differs ({} vs {} bytes)",
+        back.len(),
+        data.len()
+    );
     std::fs::metadata(&packed).unwrap().len() as usize
 }

@@ -1,0 +1,240 @@
+//! `fade bench`: fade against gzip, zstd and xz on the same files.
+//!
+//! Every codec runs as a child process (fade runs its own executable), so wall
+//! time and peak resident memory (from `wait4`) are measured the same way for
+//! all of them, and every round trip is verified byte for byte.
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// One codec: how to compress and decompress stdin-free, file to stdout.
+struct Codec {
+    name: String,
+    compress: Vec<String>,
+    decompress: Vec<String>,
+}
+
+/// One measured run.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub file: String,
+    pub codec: String,
+    pub bytes: u64,
+    pub compressed: u64,
+    pub ratio: f64,
+    pub compress_kbps: f64,
+    pub decompress_kbps: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// Runs `argv` with stdout to `out`; returns (seconds, peak RSS in bytes).
+fn measure(argv: &[String], out: &Path) -> Result<(f64, u64)> {
+    let file = std::fs::File::create(out)?;
+    let start = Instant::now();
+    let child = Command::new(&argv[0])
+        .args(&argv[1..])
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {}", argv[0]))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain FFI call on our own child; rusage is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let secs = start.elapsed().as_secs_f64();
+    if r != pid {
+        bail!("wait4 failed for {}", argv[0]);
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr {
+            use std::io::Read;
+            let _ = e.read_to_string(&mut err);
+        }
+        bail!("{} failed: {}", argv.join(" "), err.trim());
+    }
+    Ok((secs, usage.ru_maxrss as u64 * 1024))
+}
+
+fn available(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+fn codecs(presets: &[String], threads: Option<usize>, quiet: bool) -> Result<Vec<Codec>> {
+    let exe = std::env::current_exe()?.display().to_string();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let mut list = Vec::new();
+    for p in presets {
+        let mut c = vec![exe.clone(), "-q".into()];
+        if let Some(t) = threads {
+            c.extend(["-T".into(), t.to_string()]);
+        }
+        let mut d = c.clone();
+        c.extend(s(&["compress", "-c", "-p", p]));
+        d.extend(s(&["decompress", "-c"]));
+        list.push(Codec {
+            name: format!("fade {p}"),
+            compress: c,
+            decompress: d,
+        });
+    }
+    for (tool, name, level, extra) in [
+        ("gzip", "gzip -9", "-9", &[][..]),
+        ("zstd", "zstd -19", "-19", &["-q"][..]),
+        ("xz", "xz -9e", "-9e", &["-T1"][..]),
+    ] {
+        if available(tool) {
+            let mut c = s(&[tool, level, "-c"]);
+            c.extend(s(extra));
+            let mut d = s(&[tool, "-d", "-c"]);
+            d.extend(s(extra));
+            list.push(Codec {
+                name: name.into(),
+                compress: c,
+                decompress: d,
+            });
+        } else if !quiet {
+            eprintln!("fade bench: {tool} not installed, skipped");
+        }
+    }
+    Ok(list)
+}
+
+/// Files named, with directories expanded one level (sorted).
+fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            v.sort();
+            out.extend(v);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the benchmark and prints the table.
+pub fn run(
+    paths: &[PathBuf],
+    presets: &[String],
+    prefix: Option<u64>,
+    json: bool,
+    threads: Option<usize>,
+    quiet: bool,
+) -> Result<()> {
+    let files = expand(paths)?;
+    if files.is_empty() {
+        bail!("no files to benchmark");
+    }
+    let codecs = codecs(presets, threads, quiet)?;
+    let work = tempfile::tempdir()?;
+    let mut rows = Vec::new();
+    for f in &files {
+        let mut data = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
+        if let Some(n) = prefix {
+            data.truncate(n as usize);
+        }
+        let name = f
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let input = work.path().join("input");
+        std::fs::write(&input, &data)?;
+        for c in &codecs {
+            let packed = work.path().join("packed");
+            let back = work.path().join("back");
+            let mut argv = c.compress.clone();
+            argv.push(input.display().to_string());
+            let (ct, cm) = measure(&argv, &packed)?;
+            let mut argv = c.decompress.clone();
+            argv.push(packed.display().to_string());
+            let (dt, dm) = measure(&argv, &back)?;
+            if std::fs::read(&back)? != data {
+                bail!("{}: {} round trip differs", name, c.name);
+            }
+            let size = std::fs::metadata(&packed)?.len();
+            let n = data.len() as u64;
+            let row = Row {
+                file: name.clone(),
+                codec: c.name.clone(),
+                bytes: n,
+                compressed: size,
+                ratio: n as f64 / size.max(1) as f64,
+                compress_kbps: n as f64 / 1000.0 / ct,
+                decompress_kbps: n as f64 / 1000.0 / dt,
+                peak_rss_mb: cm.max(dm) as f64 / 1048576.0,
+            };
+            if !quiet {
+                eprintln!(
+                    "{} {}: {} -> {} ({:.3})",
+                    row.file, row.codec, n, size, row.ratio
+                );
+            }
+            rows.push(row);
+        }
+    }
+    // Totals per codec: sizes add up, speeds are total bytes over total time.
+    let mut totals = Vec::new();
+    for c in &codecs {
+        let rs: Vec<&Row> = rows.iter().filter(|r| r.codec == c.name).collect();
+        let bytes: u64 = rs.iter().map(|r| r.bytes).sum();
+        let comp: u64 = rs.iter().map(|r| r.compressed).sum();
+        let ct: f64 = rs
+            .iter()
+            .map(|r| r.bytes as f64 / 1000.0 / r.compress_kbps)
+            .sum();
+        let dt: f64 = rs
+            .iter()
+            .map(|r| r.bytes as f64 / 1000.0 / r.decompress_kbps)
+            .sum();
+        totals.push(Row {
+            file: "TOTAL".into(),
+            codec: c.name.clone(),
+            bytes,
+            compressed: comp,
+            ratio: bytes as f64 / comp.max(1) as f64,
+            compress_kbps: bytes as f64 / 1000.0 / ct,
+            decompress_kbps: bytes as f64 / 1000.0 / dt,
+            peak_rss_mb: rs.iter().map(|r| r.peak_rss_mb).fold(0.0, f64::max),
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "totals": totals }))?
+        );
+        return Ok(());
+    }
+    println!("| file | codec | bytes | compressed | ratio | compress KB/s | decompress KB/s | peak RSS MB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    for r in rows.iter().chain(totals.iter()) {
+        println!(
+            "| {} | {} | {} | {} | {:.3} | {:.1} | {:.1} | {:.1} |",
+            r.file,
+            r.codec,
+            r.bytes,
+            r.compressed,
+            r.ratio,
+            r.compress_kbps,
+            r.decompress_kbps,
+            r.peak_rss_mb
+        );
+    }
+    Ok(())
+}
