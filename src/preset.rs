@@ -71,6 +71,7 @@ const BUILTIN: &[(&str, &str)] = &[
 /// header can make the decoder allocate.
 const MAX_LANES: u32 = 1 << 16;
 const MAX_DIM: u32 = 1 << 16;
+const MAX_PARAMS: u64 = 1 << 28;
 
 impl Preset {
     /// Names of the presets compiled into the binary.
@@ -111,6 +112,20 @@ impl Preset {
         (self.cache / self.cache_step) as usize
     }
 
+    /// Rough count of trainable values (the big matrices), used to bound what a
+    /// frame header may make the decoder allocate.
+    pub fn approx_params(&self) -> u64 {
+        let (b, f) = (self.lanes as u64, self.features() as u64);
+        let (g, r, h) = (self.cache as u64, self.refiner_rank as u64, self.ffn as u64);
+        let per_branch = f / self.refiner_branches.max(1) as u64;
+        g * f
+            + 2 * f * f
+            + 3 * f * h
+            + 256 * f
+            + self.refiner_branches as u64
+                * (b * r * r + b * per_branch + per_branch * per_branch + 2 * per_branch * r)
+    }
+
     fn validate(&self) -> std::result::Result<(), &'static str> {
         let dims = [
             self.lanes,
@@ -127,6 +142,9 @@ impl Preset {
         }
         if self.lanes > MAX_LANES || dims.iter().any(|&d| d > MAX_DIM) || self.context > 1024 {
             return Err("a size is larger than this build allows");
+        }
+        if self.approx_params() > MAX_PARAMS || self.features() > MAX_DIM as usize {
+            return Err("the model would be larger than this build allows");
         }
         if self.cache % self.cache_step != 0 {
             return Err("cache must be a multiple of cache_step");

@@ -35,6 +35,9 @@ pub struct Common {
     /// Overwrite outputs; allow compressed data on a terminal.
     #[arg(short, long, global = true)]
     pub force: bool,
+    /// Device for the model: auto, cpu, cuda or cuda:N (cuda needs a build with --features cuda).
+    #[arg(long, global = true, default_value = "auto", value_name = "DEV")]
+    pub device: String,
     /// Model preset for compression: a built-in name (default, paper) or a .toml file.
     #[arg(short, long, global = true, default_value = "default")]
     pub preset: String,

@@ -50,6 +50,33 @@ impl End {
     }
 }
 
+/// Resolves `--device`: auto picks CUDA when built with it and a GPU is present.
+fn device(spec: &str) -> Result<Device> {
+    let cuda_index = match spec {
+        "auto" => {
+            if cfg!(feature = "cuda") {
+                if let Ok(d) = Device::new_cuda(0) {
+                    return Ok(d);
+                }
+            }
+            return Ok(Device::Cpu);
+        }
+        "cpu" => return Ok(Device::Cpu),
+        "cuda" => 0,
+        s => match s
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
+            Some(n) => n,
+            None => bail!("unknown device '{s}' (use auto, cpu, cuda or cuda:N)"),
+        },
+    };
+    if !cfg!(feature = "cuda") {
+        bail!("this fade was built without CUDA support (rebuild with --features cuda)");
+    }
+    Device::new_cuda(cuda_index).with_context(|| format!("cannot open CUDA device {cuda_index}"))
+}
+
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
     let cli = Cli::parse();
@@ -240,7 +267,7 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
         c.quiet,
     );
     let mut progress = |n: u64| pb.inc(n);
-    let dev = Device::Cpu;
+    let dev = device(&c.device)?;
     // Runs the codec into any writer; returns (bytes in, bytes out).
     let run = |w: &mut dyn Write, progress: &mut dyn FnMut(u64)| -> Result<(u64, u64)> {
         let mut w = Counter { inner: w, n: 0 };
@@ -348,9 +375,12 @@ fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
 fn test(e: &End, c: &Common) -> Result<()> {
     let mut r = open_compressed(e)?;
     let pb = progress_bar(None, c.quiet);
-    let sum = engine::decompress(&mut r, &mut std::io::sink(), &Device::Cpu, &mut |n| {
-        pb.inc(n)
-    })
+    let sum = engine::decompress(
+        &mut r,
+        &mut std::io::sink(),
+        &device(&c.device)?,
+        &mut |n| pb.inc(n),
+    )
     .with_context(|| e.name())?;
     pb.finish_and_clear();
     if c.verbose {

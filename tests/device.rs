@@ -1,0 +1,63 @@
+//! The cross-device safety check, exercised on the CPU: a frame whose recorded
+//! arithmetic fingerprint or device class differs from this machine's is refused
+//! before any decoding, with a message naming the device to use.
+
+mod common;
+use common::*;
+
+/// Rewrites a header field and fixes the header checksum, as a file from another device would look.
+fn patch_header(packed: &[u8], f: impl Fn(&mut [u8], usize)) -> Vec<u8> {
+    let mut v = packed.to_vec();
+    let params_len = u16::from_le_bytes([v[6], v[7]]) as usize;
+    let end = 8 + params_len;
+    f(&mut v, end);
+    let check = xxhash_rust::xxh32::xxh32(&v[..end], 0);
+    v[end..end + 4].copy_from_slice(&check.to_le_bytes());
+    v
+}
+
+#[test]
+fn other_arithmetic_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::write(&input, b"cross device ".repeat(200)).unwrap();
+    let packed = ok(fade(&[
+        "compress",
+        "-c",
+        "-p",
+        &tiny(),
+        input.to_str().unwrap(),
+    ]));
+    // A different fingerprint: same device class, different arithmetic.
+    let other = patch_header(&packed, |v, end| v[end - 1] ^= 0x55);
+    let f = dir.path().join("x.fade");
+    std::fs::write(&f, &other).unwrap();
+    let out = dir.path().join("x");
+    let res = fade(&["decompress", f.to_str().unwrap(), out.to_str().unwrap()]);
+    fails_with(&res, "device mismatch");
+    assert!(!out.exists());
+    // A file made on CUDA names the device to use.
+    let cuda = patch_header(&packed, |v, end| v[end - 9] = 1);
+    std::fs::write(&f, &cuda).unwrap();
+    let res = fade(&["decompress", f.to_str().unwrap(), out.to_str().unwrap()]);
+    fails_with(&res, "the cuda that wrote the file");
+}
+
+#[test]
+fn cuda_request_on_a_cpu_build_is_one_line() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let res = fade(&[
+        "--device",
+        "cuda",
+        "compress",
+        "-c",
+        "-p",
+        &tiny(),
+        "Cargo.toml",
+    ]);
+    fails_with(&res, "built without CUDA support");
+    let res = fade(&["--device", "tpu", "compress", "-c", "Cargo.toml"]);
+    fails_with(&res, "unknown device 'tpu'");
+}
