@@ -137,7 +137,7 @@ impl Preset {
             self.refiner_rank,
             self.ffn,
         ];
-        if dims.iter().any(|&d| d == 0) {
+        if dims.contains(&0) {
             return Err("every size must be positive");
         }
         if self.lanes > MAX_LANES || dims.iter().any(|&d| d > MAX_DIM) || self.context > 1024 {
@@ -146,10 +146,13 @@ impl Preset {
         if self.approx_params() > MAX_PARAMS || self.features() > MAX_DIM as usize {
             return Err("the model would be larger than this build allows");
         }
-        if self.cache % self.cache_step != 0 {
+        if !self.cache.is_multiple_of(self.cache_step) {
             return Err("cache must be a multiple of cache_step");
         }
-        if self.features() % self.refiner_branches as usize != 0 {
+        if !self
+            .features()
+            .is_multiple_of(self.refiner_branches as usize)
+        {
             return Err("context * embed must be a multiple of refiner_branches");
         }
         if self.segment < self.lanes || self.segment > 1 << 30 {
