@@ -5,7 +5,8 @@
 //! tables whose total is `2^PROB_BITS`; every symbol keeps a frequency of at least 1
 //! so any byte stays codable however confident the model is. Everything here is
 //! integer arithmetic except [`quantize`], which turns logits into a table with a
-//! fixed sequence of f32/f64 operations that both sides run identically.
+//! fixed sequence of f32/f64 operations (and our own `exp`) that both sides run
+//! identically, on any machine.
 
 use crate::error::{Error, Result};
 
@@ -38,7 +39,7 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
     let mut sum = 0f64;
     if max.is_finite() {
         for (e, &l) in exps.iter_mut().zip(logits) {
-            let v = (l - max).exp() as f64;
+            let v = crate::math::exp(l - max) as f64;
             *e = if v.is_finite() { v } else { 0.0 };
             sum += *e;
         }

@@ -12,6 +12,7 @@ pub mod coder;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod math;
 pub mod model;
 pub mod preset;
 pub mod rng;

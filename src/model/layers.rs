@@ -94,7 +94,7 @@ impl Linear {
 
     /// Applies the layer to a (batch, in) matrix.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.matmul(&self.w)?.broadcast_add(&self.b)
+        super::ops::add_bias(&x.matmul(&self.w)?, &self.b)
     }
 }
 
@@ -116,6 +116,12 @@ impl LayerNorm {
 
     /// Normalises the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            let xn = x
+                .contiguous()?
+                .apply_op1(super::ops::Normalize { eps: 1e-5 })?;
+            return super::ops::add_bias(&super::ops::row_scale(&xn, &self.w)?, &self.b);
+        }
         let mean = x.mean_keepdim(D::Minus1)?;
         let xc = x.broadcast_sub(&mean)?;
         let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
@@ -144,7 +150,16 @@ impl GeGlu {
         let y = self.proj.forward(x)?;
         let a = y.narrow(1, 0, self.hidden)?;
         let g = y.narrow(1, self.hidden, self.hidden)?;
-        a * g.gelu_erf()?
+        a * gelu(&g)?
+    }
+}
+
+/// Exact GELU: the fused kernel on the CPU, candle's op elsewhere.
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        x.contiguous()?.apply_op1(super::ops::Gelu)
+    } else {
+        x.gelu_erf()
     }
 }
 
@@ -171,10 +186,13 @@ impl DepthwiseConv3 {
         let (b, t, c) = x.dims3()?;
         let zero = Tensor::zeros((b, 1, c), x.dtype(), x.device())?;
         let xp = Tensor::cat(&[&zero, x, &zero], 1)?;
-        let mut y = self.b.broadcast_as((b, t, c))?.clone();
-        for k in 0..3 {
-            let wk = self.w.get(k)?;
-            y = (y + xp.narrow(1, k, t)?.broadcast_mul(&wk)?)?;
+        let _ = b;
+        let mut y = super::ops::add_bias(
+            &super::ops::row_scale(&xp.narrow(1, 0, t)?, &self.w.get(0)?)?,
+            &self.b,
+        )?;
+        for k in 1..3 {
+            y = (y + super::ops::row_scale(&xp.narrow(1, k, t)?, &self.w.get(k)?)?)?;
         }
         Ok(y)
     }

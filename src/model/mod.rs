@@ -24,11 +24,12 @@
 
 mod adamw;
 pub mod layers;
+mod ops;
 
 use crate::preset::{GlobalRead, Preset};
 use adamw::AdamW;
 use candle_core::{DType, Device, Result, Tensor, D};
-use layers::{DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
+use layers::{gelu, DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
 
 enum Global {
     Linear {
@@ -193,7 +194,7 @@ impl Model {
             Global::Linear { read } => read.forward(&cache)?,
             Global::Attention { query, pos, out } => {
                 let slots = self.p.cache_slots();
-                let keys = cache.reshape((b, slots, s))?.broadcast_add(pos)?;
+                let keys = ops::add_bias(&cache, &pos.flatten_all()?)?.reshape((b, slots, s))?;
                 let q = query.forward(&h)?.affine(1.0 / (s as f64).sqrt(), 0.0)?;
                 let scores = keys.matmul(&q.unsqueeze(2)?)?.reshape((b, slots))?;
                 let att = candle_nn::ops::softmax(&scores, D::Minus1)?;
@@ -201,11 +202,11 @@ impl Model {
                 out.forward(&mixed)?
             }
         };
-        let global = (read.gelu_erf()? + h.broadcast_mul(&self.global_skip)?)?;
+        let global = (gelu(&read)? + h.broadcast_mul(&self.global_skip)?)?;
 
         // Local stream.
         let xl = self.ln_local.forward(&x.reshape((b, t, d))?)?;
-        let local = self.conv.forward(&xl)?.gelu_erf()?.reshape((b, f))?;
+        let local = gelu(&self.conv.forward(&xl)?)?.reshape((b, f))?;
 
         // Gated fusion: local + a * (global - local).
         let a = candle_nn::ops::sigmoid(&self.gate.forward(&h)?)?;
@@ -233,7 +234,7 @@ impl Model {
         // Fine refiner.
         let n = self.ln_f1.forward(&coarse)?;
         let y = self.ffn_out.forward(&self.ffn_in.forward(&n)?)?;
-        let y = (self.ln_f2.forward(&y)?.gelu_erf()? + coarse.broadcast_mul(&self.fine_skip)?)?;
+        let y = (gelu(&self.ln_f2.forward(&y)?)? + coarse.broadcast_mul(&self.fine_skip)?)?;
         let logits = self.out.forward(&y)?;
         Ok(Step { logits, cache })
     }
