@@ -163,7 +163,9 @@ fn transfer(mode: Mode, t: &Transfer, c: &Common) -> Result<()> {
         (None, End::File(p)) if !t.stdout => End::File(derived_name(mode, p)?),
         _ => End::Std,
     };
-    code(mode, &input, &output, t.rm, c)
+    // As with zstd, --rm is ignored when the output goes to stdout.
+    let rm = t.rm && matches!(output, End::File(_));
+    code(mode, &input, &output, rm, c)
 }
 
 /// FILE -> FILE.fade; FILE.fade -> FILE.
