@@ -207,21 +207,27 @@ pub fn decompress<R: Read, W: Write>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
     let mut sum = Summary::default();
-    loop {
-        let first = match format::read_byte_or_eof(input)? {
-            None if sum.frames > 0 => return Ok(sum),
-            None => return Err(Error::Truncated),
-            Some(b) => b,
-        };
-        let header = match FrameHeader::read_after(first, input) {
-            Err(Error::NotFade) if sum.frames > 0 => {
-                return Err(Error::Corrupt("trailing garbage after the last frame"))
-            }
-            r => r?,
-        };
+    while let Some(header) = next_header(input, sum.frames)? {
         sum.content += decode_frame(&header, input, out, device, progress)?;
         sum.frames += 1;
         sum.first.get_or_insert(header);
+    }
+    Ok(sum)
+}
+
+/// Reads the next frame header; `None` at a clean end after at least one frame.
+/// Bytes after the last frame that do not start another one are an error.
+fn next_header<R: Read>(input: &mut R, frames_read: usize) -> Result<Option<FrameHeader>> {
+    let first = match format::read_byte_or_eof(input)? {
+        None if frames_read > 0 => return Ok(None),
+        None => return Err(Error::Truncated),
+        Some(b) => b,
+    };
+    match FrameHeader::read_after(first, input) {
+        Err(Error::NotFade) if frames_read > 0 => {
+            Err(Error::Corrupt("trailing garbage after the last frame"))
+        }
+        r => r.map(Some),
     }
 }
 
@@ -291,18 +297,7 @@ pub fn scan<R: Read>(input: &mut R) -> Result<(FrameHeader, usize, u64)> {
     let mut frames = 0;
     let mut content = 0u64;
     let mut first_header = None;
-    loop {
-        let first = match format::read_byte_or_eof(input)? {
-            None if frames > 0 => break,
-            None => return Err(Error::Truncated),
-            Some(b) => b,
-        };
-        let h = match FrameHeader::read_after(first, input) {
-            Err(Error::NotFade) if frames > 0 => {
-                return Err(Error::Corrupt("trailing garbage after the last frame"))
-            }
-            r => r?,
-        };
+    while let Some(h) = next_header(input, frames)? {
         loop {
             if let Block::End { total, .. } = format::read_block(input, &h)? {
                 content += total;
