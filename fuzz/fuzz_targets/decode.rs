@@ -1,7 +1,10 @@
-//! Fuzzes the decoder. Half the inputs are used as they are; the other half are
-//! appended to a valid frame header of a tiny preset, so that random bytes reach
-//! the block parser, the range decoders and the model instead of being rejected
-//! at the magic number. Any panic, hang or huge allocation is a bug; errors are fine.
+//! Fuzzes the decoder. The first byte picks how the rest is used:
+//! - as a whole file (reaches the magic and header checks);
+//! - appended to a valid frame header of a tiny preset (reaches the block parser);
+//! - XOR-ed over the lane streams of a valid model-coded frame, whose header and
+//!   block checksums stay intact (reaches the range decoders, the model and the
+//!   content checksum).
+//! Any panic, hang or huge allocation is a bug; errors are fine.
 #![no_main]
 
 use candle_core::Device;
@@ -44,8 +47,32 @@ fn header() -> &'static [u8] {
     })
 }
 
+/// A valid frame of the tiny preset and the offset where its lane streams start.
+fn sample() -> &'static (Vec<u8>, usize) {
+    static S: OnceLock<(Vec<u8>, usize)> = OnceLock::new();
+    S.get_or_init(|| {
+        let preset = Preset::parse(TINY).unwrap();
+        let text = b"fuzzing the fade decoder, one lane at a time. ".repeat(12);
+        let frame = engine::compress_slice(&text, Vec::new(), &preset, &Device::Cpu, &mut |_| {}).unwrap();
+        // header, then kind(1) seg_len(4) 4 one-byte varints check(4) tail(seg_len % 4)
+        let start = header().len() + 1 + 4 + 4 + 4 + text.len() % 4;
+        (frame, start)
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else { return };
-    let input: Vec<u8> = if mode & 1 == 0 { rest.to_vec() } else { [header(), rest].concat() };
+    let input: Vec<u8> = match mode % 3 {
+        0 => rest.to_vec(),
+        1 => [header(), rest].concat(),
+        _ => {
+            let (frame, start) = sample();
+            let mut f = frame.clone();
+            for (b, x) in f[*start..].iter_mut().zip(rest) {
+                *b ^= x;
+            }
+            f
+        }
+    };
     let _ = engine::decompress(&mut &input[..], &mut std::io::sink(), &Device::Cpu, &mut |_| {});
 });
