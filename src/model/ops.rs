@@ -320,30 +320,33 @@ impl CustomOp2 for RowScaleNoGrad {
     }
 }
 
-/// `x (.., n) + b (n)`, with a fast bias gradient on the CPU.
-pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+/// Applies a (rows, n) x (n) op to `x` of any rank by flattening its leading
+/// dimensions; other devices use candle's broadcasting `fallback`.
+fn rowwise(
+    x: &Tensor,
+    v: &Tensor,
+    op: impl CustomOp2 + Send + Sync + 'static,
+    fallback: fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
     if !x.device().is_cpu() {
-        return x.broadcast_add(b);
+        return fallback(x, v);
     }
     let dims = x.dims().to_vec();
     let n = *dims.last().unwrap_or(&1);
     x.contiguous()?
         .reshape(((), n))?
-        .apply_op2(b, AddBias)?
+        .apply_op2(v, op)?
         .reshape(dims)
+}
+
+/// `x (.., n) + b (n)`, with a fast bias gradient on the CPU.
+pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    rowwise(x, b, AddBias, |x, b| x.broadcast_add(b))
 }
 
 /// `x (.., n) * w (n)`, with a fast weight gradient on the CPU.
 pub fn row_scale(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    if !x.device().is_cpu() {
-        return x.broadcast_mul(w);
-    }
-    let dims = x.dims().to_vec();
-    let n = *dims.last().unwrap_or(&1);
-    x.contiguous()?
-        .reshape(((), n))?
-        .apply_op2(w, RowScale)?
-        .reshape(dims)
+    rowwise(x, w, RowScale, |x, w| x.broadcast_mul(w))
 }
 
 #[cfg(test)]
