@@ -296,27 +296,9 @@ impl CustomOp2 for RowScale {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = grad.contiguous()?;
-        let gx = g.apply_op2_no_bwd(w, &RowScaleNoGrad)?;
+        let gx = g.apply_op2_no_bwd(w, &RowScale)?;
         let gw = g.apply_op2_no_bwd(&x.contiguous()?, &ColSumProd)?;
         Ok((Some(gx), Some(gw)))
-    }
-}
-
-struct RowScaleNoGrad;
-
-impl CustomOp2 for RowScaleNoGrad {
-    fn name(&self) -> &'static str {
-        "row-scale-nograd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        row_map(s1, l1, s2, l2, |a, b| a * b)
     }
 }
 
