@@ -5,6 +5,7 @@
 //! (BRIEF §2b). Here it is one pass over plain slices, in a fixed element order,
 //! so both sides of the codec compute bit-identical weights.
 
+use super::simd::wide_kernel;
 use crate::preset::Preset;
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use std::cell::RefCell;
@@ -41,15 +42,23 @@ impl Update<'_> {
     fn apply(&self, p: &mut [f32], g: &[f32]) {
         let mut mo = self.moments.borrow_mut();
         let Moments { m, v } = &mut *mo;
-        let decay = 1.0 - self.lr * self.wd;
-        for i in 0..p.len() {
+        adamw_kernel(p, g, m, v, self);
+    }
+}
+
+wide_kernel! {
+    fn adamw_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], u: &Update<'_>) {
+        let decay = 1.0 - u.lr * u.wd;
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        for i in 0..n {
             let gi = g[i];
-            let mi = self.b1 * m[i] + (1.0 - self.b1) * gi;
-            let vi = self.b2 * v[i] + (1.0 - self.b2) * gi * gi;
+            let mi = u.b1 * m[i] + (1.0 - u.b1) * gi;
+            let vi = u.b2 * v[i] + (1.0 - u.b2) * gi * gi;
             m[i] = mi;
             v[i] = vi;
-            let upd = (mi * self.c1) / ((vi * self.c2).sqrt() + self.eps);
-            p[i] = p[i] * decay - self.lr * upd;
+            let upd = (mi * u.c1) / ((vi * u.c2).sqrt() + u.eps);
+            p[i] = p[i] * decay - u.lr * upd;
         }
     }
 }

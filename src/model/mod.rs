@@ -25,6 +25,7 @@
 mod adamw;
 pub mod layers;
 mod ops;
+mod simd;
 
 use crate::preset::{GlobalRead, Preset};
 use adamw::AdamW;
