@@ -62,8 +62,12 @@ pub struct Preset {
     pub seed: u64,
 }
 
+/// The built-in presets, in ladder order: level N is entry N - 1.
 const BUILTIN: &[(&str, &str)] = &[
+    ("fast", include_str!("../models/fast.toml")),
+    ("medium", include_str!("../models/medium.toml")),
     ("default", include_str!("../models/default.toml")),
+    ("strong", include_str!("../models/strong.toml")),
     ("paper", include_str!("../models/paper.toml")),
 ];
 
@@ -79,10 +83,20 @@ impl Preset {
         BUILTIN.iter().map(|(n, _)| *n).collect()
     }
 
-    /// A built-in preset by name, or a preset file by path.
+    /// A built-in preset by name or by level ("1" to "5", fastest to strongest),
+    /// or a preset file by path.
     pub fn load(name_or_path: &str) -> Result<Self> {
         if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
             return Self::parse(text);
+        }
+        if let Ok(level) = name_or_path.parse::<usize>() {
+            return match BUILTIN.get(level.wrapping_sub(1)) {
+                Some((_, text)) => Self::parse(text),
+                None => Err(Error::Preset(format!(
+                    "no level {level} (levels are 1 to {})",
+                    BUILTIN.len()
+                ))),
+            };
         }
         let path = std::path::Path::new(name_or_path);
         if path.extension().is_some_and(|e| e == "toml") {
@@ -266,6 +280,24 @@ mod tests {
             assert!(s.is_empty());
             q.description = p.description.clone();
             assert_eq!(p, q);
+        }
+    }
+
+    #[test]
+    fn levels_climb_the_ladder_from_fast_to_paper() {
+        let names: Vec<String> = (1..=5)
+            .map(|l| Preset::load(&l.to_string()).unwrap().name)
+            .collect();
+        assert_eq!(names, ["fast", "medium", "default", "strong", "paper"]);
+        // Each step up costs more model work per byte.
+        let cost: Vec<u64> = names
+            .iter()
+            .map(|n| Preset::load(n).unwrap().approx_params())
+            .collect();
+        assert!(cost.windows(2).all(|w| w[0] < w[1]), "{cost:?}");
+        for bad in ["0", "6", "99"] {
+            let e = Preset::load(bad).unwrap_err().to_string();
+            assert!(e.contains("levels are 1 to 5"), "{e}");
         }
     }
 

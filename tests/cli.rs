@@ -358,3 +358,31 @@ fn golden_files_of_format_v1_still_decode() {
         assert!(got == want, "{name} decodes differently");
     }
 }
+
+#[test]
+fn level_flags_pick_steps_of_the_preset_ladder() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a");
+    let data = text(3000);
+    std::fs::write(&f, &data).unwrap();
+    let name = f.to_str().unwrap();
+    for (form, want) in [
+        (vec!["-1", "-c", name], "fast"),
+        (vec!["-c", "-2", name], "medium"),
+        (vec!["compress", "-p", "4", "-c", name], "strong"),
+        (vec!["compress", "-p", "fast", "-c", name], "fast"),
+    ] {
+        let packed = dir.path().join("a.fade");
+        std::fs::write(&packed, ok(fade(&form))).unwrap();
+        let p = packed.to_str().unwrap();
+        let listing = String::from_utf8(ok(fade(&["list", p]))).unwrap();
+        assert!(
+            listing.lines().nth(1).unwrap().starts_with(want),
+            "{form:?}: {listing}"
+        );
+        assert_eq!(ok(fade(&["-dc", p])), data, "{form:?}");
+    }
+    fails_with(&fade(&["-7", "-c", name]), "levels are 1 to 5");
+    // After `--`, "-1" is a file name, not a level.
+    fails_with(&fade(&["-c", "--", "-1"]), "-1");
+}

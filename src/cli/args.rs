@@ -23,7 +23,7 @@ pub struct Cli {
 /// Flags shared by every form.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Threads for the model's matrix products (results do not depend on it).
+    /// Threads for the model's matrix products (default 1; results do not depend on it).
     #[arg(short = 'T', long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// No progress bar, no warnings.
@@ -38,7 +38,8 @@ pub struct Common {
     /// Device for the model: auto, cpu, cuda or cuda:N (cuda needs a build with --features cuda).
     #[arg(long, global = true, default_value = "auto", value_name = "DEV")]
     pub device: String,
-    /// Model preset for compression: a built-in name (default, paper) or a .toml file.
+    /// Model preset for compression: a step of the ladder (1 fastest .. 5 strongest,
+    /// also written -1 .. -5), a built-in name, or a .toml file.
     #[arg(short, long, global = true, default_value = "default")]
     pub preset: String,
 }
