@@ -85,7 +85,8 @@ pub enum Command {
         /// Compressed files.
         files: Vec<PathBuf>,
     },
-    /// Compare fade with gzip -9, zstd -19 and xz -9e on FILES or DIRS (one level):
+    /// Compare fade with gzip -9, zstd -19, xz -9e and zpaq -method 5 (those installed)
+    /// on FILES or DIRS (one level):
     /// size, ratio, speed and peak memory, every round trip verified.
     Bench {
         /// Files or directories to measure.

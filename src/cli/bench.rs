@@ -1,4 +1,4 @@
-//! `fade bench`: fade against gzip, zstd and xz on the same files.
+//! `fade bench`: fade against gzip, zstd, xz and zpaq on the same files.
 //!
 //! Every codec runs as a child process (fade runs its own executable), so wall
 //! time and peak resident memory (from `wait4`) are measured the same way for
@@ -82,8 +82,10 @@ fn codecs(presets: &[String], threads: Option<usize>, quiet: bool) -> Result<Vec
         let mut d = c.clone();
         c.extend(s(&["compress", "-c", "-p", p]));
         d.extend(s(&["decompress", "-c"]));
+        // Named by the preset itself, so "-p 3" and "-p default" read the same.
+        let name = fade::Preset::load(p)?.name;
         list.push(Codec {
-            name: format!("fade {p}"),
+            name: format!("fade {name}"),
             compress: c,
             decompress: d,
         });
@@ -106,6 +108,22 @@ fn codecs(presets: &[String], threads: Option<usize>, quiet: bool) -> Result<Vec
         } else if !quiet {
             eprintln!("fade bench: {tool} not installed, skipped");
         }
+    }
+    // zpaq has no stdin/stdout mode: a shell wrapper archives a copy in a
+    // temporary directory and prints the archive (or extracts and prints).
+    if available("zpaq") {
+        let wrap = |script: &str| s(&["sh", "-c", script, "sh"]);
+        list.push(Codec {
+            name: "zpaq -method 5".into(),
+            compress: wrap(
+                r#"d=$(mktemp -d) && cp "$1" "$d/f" && cd "$d" && zpaq a a.zpaq f -method 5 >/dev/null && cat a.zpaq; s=$?; rm -rf "$d"; exit $s"#,
+            ),
+            decompress: wrap(
+                r#"d=$(mktemp -d) && cp "$1" "$d/a.zpaq" && cd "$d" && zpaq x a.zpaq >/dev/null && cat f; s=$?; rm -rf "$d"; exit $s"#,
+            ),
+        });
+    } else if !quiet {
+        eprintln!("fade bench: zpaq not installed, skipped");
     }
     Ok(list)
 }
