@@ -9,6 +9,7 @@
 //! identically, on any machine.
 
 use crate::error::{Error, Result};
+use crate::simd::wide_kernel;
 
 /// Precision of the frequency tables: total = 2^16.
 pub const PROB_BITS: u32 = 16;
@@ -19,6 +20,16 @@ const TOP: u32 = 1 << 24;
 /// Cumulative frequency table of 256 symbols: `cum[s]..cum[s+1]` is symbol `s`'s
 /// interval, `cum[0] = 0`, `cum[256] = PROB_TOTAL`.
 pub type Cdf = [u32; 257];
+
+wide_kernel! {
+    /// e^(l - max) of every logit, widened to f64; non-finite results become 0.
+    fn exp_shifted(logits: &[f32], max: f32, exps: &mut [f64; 256]) {
+        for (e, &l) in exps.iter_mut().zip(logits) {
+            let v = crate::math::exp(l - max) as f64;
+            *e = if v.is_finite() { v } else { 0.0 };
+        }
+    }
+}
 
 /// Turns 256 logits into a cumulative table.
 ///
@@ -38,10 +49,11 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
     let mut exps = [0f64; 256];
     let mut sum = 0f64;
     if max.is_finite() {
-        for (e, &l) in exps.iter_mut().zip(logits) {
-            let v = crate::math::exp(l - max) as f64;
-            *e = if v.is_finite() { v } else { 0.0 };
-            sum += *e;
+        exp_shifted(logits, max, &mut exps);
+        // In index order, apart from the vectorised exps: the sum's rounding
+        // must be the same on both sides.
+        for &e in &exps {
+            sum += e;
         }
     }
     if !(sum.is_finite() && sum > 0.0) {
@@ -54,7 +66,9 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
     let mut freq = [0u32; 256];
     let mut used = 0u32;
     for (f, &e) in freq.iter_mut().zip(exps.iter()) {
-        *f = 1 + (e * spread) as u32;
+        // SAFETY: 0 <= e * spread <= TOTAL - 256: finite and in u32 range (the
+        // checked cast saturates, which kept this loop scalar).
+        *f = 1 + unsafe { (e * spread).to_int_unchecked::<u32>() };
         used += *f;
     }
     // `used <= TOTAL` because each floor is <= its real value, and those sum to

@@ -6,7 +6,8 @@
 //! - [`format`]: the container (frames, blocks, checksums);
 //! - [`engine`]: lanes, the model and coder threads, segment by segment.
 //!
-//! [`preset`] holds the configurations, [`rng`] the seeded initialiser.
+//! [`preset`] holds the configurations, [`rng`] the seeded initialiser, [`math`]
+//! the machine-independent exp, and `simd` the run-time choice of AVX2 kernels.
 
 pub mod coder;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod math;
 pub mod model;
 pub mod preset;
 pub mod rng;
+mod simd;
 
 pub use error::{Error, Result};
 pub use preset::Preset;

@@ -5,6 +5,9 @@
 //! and a bounded channel, so memory stays bounded whatever the input length.
 //! [`decompress`] reads any number of concatenated frames.
 //!
+//! An input shorter than one segment gets fewer lanes ([`Preset::fitted`]),
+//! the same whether it comes from a file or a pipe.
+//!
 //! The model keeps learning across the segments of a frame. A segment whose
 //! coded form would not be smaller is stored raw, and both sides still train the
 //! model on it, so they stay in step.
@@ -164,7 +167,20 @@ pub fn compress_reader<R: Read + Send, W: Write>(
                 return;
             }
         });
+        // The reader always sends at least one segment. When the first is short,
+        // it is the whole input, and its length is known before the header.
+        let first = rx
+            .recv()
+            .map_err(|_| Error::Corrupt("reader thread stopped"))??;
+        let fitted;
+        let preset = if first.len() < seg {
+            fitted = preset.fitted(first.len());
+            &fitted
+        } else {
+            preset
+        };
         let mut c = Compressor::new(preset, device, out)?;
+        c.segment(&first, progress)?;
         for msg in rx.iter() {
             c.segment(&msg?, progress)?;
         }
@@ -180,6 +196,13 @@ pub fn compress_slice<W: Write>(
     device: &Device,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
+    let fitted;
+    let preset = if data.len() < preset.segment as usize {
+        fitted = preset.fitted(data.len());
+        &fitted
+    } else {
+        preset
+    };
     let mut c = Compressor::new(preset, device, out)?;
     for chunk in data.chunks(preset.segment as usize) {
         c.segment(chunk, progress)?;

@@ -4,9 +4,13 @@
 //! allocations per parameter per step, which dominated a training step on CPU
 //! (BRIEF §2b). Here it is one pass over plain slices, in a fixed element order,
 //! so both sides of the codec compute bit-identical weights.
+//!
+//! On other devices (CUDA) the same update runs as tensor ops with the moments
+//! kept on the device: moving them to the host every step would cost more than
+//! the update itself.
 
-use super::simd::wide_kernel;
 use crate::preset::Preset;
+use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
 use std::cell::RefCell;
 
@@ -19,6 +23,9 @@ pub struct AdamW {
     eps: f32,
     step: i32,
     moments: Vec<RefCell<Moments>>,
+    /// Moments as device tensors, for parameters that do not live on the CPU
+    /// (or for all of them, when built with [`AdamW::with_tensor_ops`]).
+    device_moments: Vec<Option<(Tensor, Tensor)>>,
 }
 
 struct Moments {
@@ -91,18 +98,34 @@ impl InplaceOp2 for Update<'_> {
 
 impl AdamW {
     /// Zero moments for every parameter in `vars`.
-    pub fn new(p: &Preset, vars: &[(String, Var)]) -> Self {
-        let moments = vars
-            .iter()
-            .map(|(_, v)| {
-                let n = v.elem_count();
-                RefCell::new(Moments {
-                    m: vec![0.0; n],
-                    v: vec![0.0; n],
-                })
-            })
-            .collect();
-        Self {
+    pub fn new(p: &Preset, vars: &[(String, Var)]) -> Result<Self> {
+        Self::build(p, vars, false)
+    }
+
+    /// Like [`AdamW::new`], but every parameter takes the tensor-op path that
+    /// non-CPU devices use, so that path is tested on machines without a GPU.
+    #[cfg(test)]
+    pub fn with_tensor_ops(p: &Preset, vars: &[(String, Var)]) -> Result<Self> {
+        Self::build(p, vars, true)
+    }
+
+    fn build(p: &Preset, vars: &[(String, Var)], tensor_ops: bool) -> Result<Self> {
+        let mut moments = Vec::new();
+        let mut device_moments = Vec::new();
+        for (_, v) in vars {
+            let on_device = tensor_ops || !v.device().is_cpu();
+            let n = if on_device { 0 } else { v.elem_count() };
+            moments.push(RefCell::new(Moments {
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+            }));
+            device_moments.push(if on_device {
+                Some((v.zeros_like()?, v.zeros_like()?))
+            } else {
+                None
+            });
+        }
+        Ok(Self {
             lr: p.lr,
             wd: p.weight_decay,
             b1: p.beta1,
@@ -110,7 +133,8 @@ impl AdamW {
             eps: p.eps,
             step: 0,
             moments,
-        }
+            device_moments,
+        })
     }
 
     /// One optimizer step. A parameter without gradient is an error: it would mean
@@ -123,10 +147,24 @@ impl AdamW {
         self.step += 1;
         let c1 = (1.0 / (1.0 - (self.b1 as f64).powi(self.step))) as f32;
         let c2 = (1.0 / (1.0 - (self.b2 as f64).powi(self.step))) as f32;
-        for ((name, var), moments) in vars.iter().zip(&self.moments) {
+        for (i, ((name, var), moments)) in vars.iter().zip(&self.moments).enumerate() {
             let Some(g) = grads.get(var.as_tensor()) else {
                 candle_core::bail!("parameter {name} received no gradient")
             };
+            if let Some((m, v)) = &mut self.device_moments[i] {
+                let (b1, b2) = (self.b1 as f64, self.b2 as f64);
+                *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
+                *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
+                let denom = v
+                    .affine(c2 as f64, 0.0)?
+                    .sqrt()?
+                    .affine(1.0, self.eps as f64)?;
+                let upd = (m.affine(c1 as f64, 0.0)? / denom)?;
+                let decay = 1.0 - self.lr as f64 * self.wd as f64;
+                let w = (var.as_tensor().affine(decay, 0.0)? - upd.affine(self.lr as f64, 0.0)?)?;
+                var.set(&w)?;
+                continue;
+            }
             let g: Tensor = g.contiguous()?;
             let op = Update {
                 moments,
@@ -138,13 +176,7 @@ impl AdamW {
                 c1,
                 c2,
             };
-            if var.device().is_cpu() {
-                var.as_tensor().inplace_op2(&g, &op)?;
-            } else {
-                // Other devices: the same update with tensor ops (moments kept on the host
-                // would defeat the purpose; a device kernel is the CUDA issue's work).
-                candle_core::bail!("fused AdamW is implemented for the CPU only")
-            }
+            var.as_tensor().inplace_op2(&g, &op)?;
         }
         Ok(())
     }
@@ -156,12 +188,25 @@ mod tests {
     use candle_core::Device;
 
     #[test]
-    fn matches_the_textbook_update() {
+    fn fused_op_matches_the_textbook_update() {
+        textbook(false);
+    }
+
+    #[test]
+    fn tensor_op_path_matches_the_textbook_update() {
+        textbook(true);
+    }
+
+    fn textbook(tensor_ops: bool) {
         let p = Preset::load("default").unwrap();
         let var =
             Var::from_tensor(&Tensor::new(&[1.0f32, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
         let vars = vec![("x".to_string(), var.clone())];
-        let mut opt = AdamW::new(&p, &vars);
+        let mut opt = if tensor_ops {
+            AdamW::with_tensor_ops(&p, &vars).unwrap()
+        } else {
+            AdamW::new(&p, &vars).unwrap()
+        };
         // loss = sum(x^2) -> grad 2x.
         let mut expect = vec![1.0f64, -2.0, 0.5];
         let (mut m, mut v) = (vec![0f64; 3], vec![0f64; 3]);

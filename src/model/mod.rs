@@ -25,7 +25,6 @@
 mod adamw;
 pub mod layers;
 mod ops;
-mod simd;
 
 use crate::preset::{GlobalRead, Preset};
 use adamw::AdamW;
@@ -141,7 +140,7 @@ impl Model {
         let fine_skip = ps.constant("fine.skip", &[1], 1.0)?;
         let out = Linear::new_normal(&mut ps, "out", f, 256, 0.01)?;
         let cache = Tensor::zeros((b, g), DType::F32, dev)?;
-        let opt = AdamW::new(p, &ps.vars);
+        let opt = AdamW::new(p, &ps.vars)?;
         Ok(Self {
             p: p.clone(),
             lanes: b,

@@ -7,7 +7,7 @@
 //! results are deterministic), with our own erf so the numbers do not depend on
 //! the C library's variant.
 
-use super::simd::wide_kernel;
+use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
