@@ -5,15 +5,18 @@
 //! the model sees, for every lane, the T bytes before position t (zeros before the
 //! lane's start), predicts byte t, and learns it.
 //!
-//! The model runs on the calling thread and the range coders on a second one,
-//! joined by bounded channels. Compressing, the model knows every target, so it
+//! The model runs on the calling thread and the range coders on one or more
+//! others (each coding a contiguous range of lanes), joined by bounded channels. Compressing, the model knows every target, so it
 //! runs ahead of the coder by up to [`AHEAD`] steps. Decompressing, each step's
 //! bytes must be decoded before the model can learn them and go on.
 
 use crate::coder::{quantize, Cdf, Decoder, Encoder};
 use crate::error::{Error, Result};
 use crate::model::Model;
+use candle_core::Device;
 use crossbeam_channel::bounded;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Steps the compressing model may run ahead of its coder.
 const AHEAD: usize = 4;
@@ -82,6 +85,26 @@ pub fn train_only(
     Ok(())
 }
 
+/// Range-coder threads for a model on `dev` with `lanes` lanes. On the CPU the
+/// model needs a core to itself and one coder thread keeps up with it (the
+/// coder is about 5% of a step). A GPU model leaves the CPU free, and at
+/// thousands of lanes one thread could not keep up: use every core but one, at
+/// least 64 lanes each. Lanes are coded independently, so the count never
+/// changes the output.
+fn coder_threads(dev: &Device, lanes: usize) -> usize {
+    if dev.is_cpu() {
+        return 1;
+    }
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    (cores - 1).clamp(1, (lanes / 64).max(1))
+}
+
+/// Lane ranges of `workers` coder threads: contiguous, in order, near-equal.
+fn split(lanes: usize, workers: usize) -> Vec<Range<usize>> {
+    let w = workers.clamp(1, lanes.max(1));
+    (0..w).map(|i| i * lanes / w..(i + 1) * lanes / w).collect()
+}
+
 /// Codes the lanes of `data` and returns one range-coder stream per lane.
 pub fn encode(
     model: &mut Model,
@@ -89,27 +112,44 @@ pub fn encode(
     data: &[u8],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Vec<u8>>> {
-    let (tx, rx) = bounded::<Vec<f32>>(AHEAD);
+    let workers = coder_threads(model.device(), lay.lanes);
+    encode_with(model, lay, data, workers, progress)
+}
+
+fn encode_with(
+    model: &mut Model,
+    lay: Layout,
+    data: &[u8],
+    workers: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Vec<Vec<u8>>> {
     std::thread::scope(|s| {
-        let coder = s.spawn(move || {
-            let mut enc: Vec<Encoder> = (0..lay.lanes).map(|_| Encoder::new()).collect();
-            let mut cdf: Cdf = [0; 257];
-            for (t, logits) in rx.iter().enumerate() {
-                for (b, e) in enc.iter_mut().enumerate() {
-                    quantize(&logits[b * 256..(b + 1) * 256], &mut cdf);
-                    e.encode(&cdf, data[b * lay.lane_len + t]);
+        let mut txs = Vec::new();
+        let mut coders = Vec::new();
+        for lanes in split(lay.lanes, workers) {
+            let (tx, rx) = bounded::<Arc<Vec<f32>>>(AHEAD);
+            txs.push(tx);
+            coders.push(s.spawn(move || {
+                let mut enc: Vec<Encoder> = lanes.clone().map(|_| Encoder::new()).collect();
+                let mut cdf: Cdf = [0; 257];
+                for (t, logits) in rx.iter().enumerate() {
+                    for (b, e) in lanes.clone().zip(enc.iter_mut()) {
+                        quantize(&logits[b * 256..(b + 1) * 256], &mut cdf);
+                        e.encode(&cdf, data[b * lay.lane_len + t]);
+                    }
                 }
-            }
-            enc.into_iter().map(Encoder::finish).collect::<Vec<_>>()
-        });
+                enc.into_iter().map(Encoder::finish).collect::<Vec<_>>()
+            }));
+        }
         let mut run = || -> Result<()> {
             let mut ctx = vec![0u8; lay.lanes * lay.context];
             let mut tg = vec![0u8; lay.lanes];
             for t in 0..lay.lane_len {
                 lay.gather(data, t, &mut ctx, Some(&mut tg));
                 let step = model.forward(&ctx)?;
-                if tx.send(step.logits()?).is_err() {
-                    break; // coder gone: its panic is reported by join below
+                let logits = Arc::new(step.logits()?);
+                if txs.iter().any(|tx| tx.send(logits.clone()).is_err()) {
+                    break; // a coder is gone: its panic is reported by join below
                 }
                 model.learn(step, &tg)?;
                 progress(lay.lanes as u64);
@@ -117,11 +157,15 @@ pub fn encode(
             Ok(())
         };
         let res = run();
-        drop(tx);
-        let lanes = coder
-            .join()
-            .map_err(|_| Error::Corrupt("coder thread panicked"))?;
-        res.map(|_| lanes)
+        drop(txs);
+        let mut streams = Vec::with_capacity(lay.lanes);
+        for c in coders {
+            streams.extend(
+                c.join()
+                    .map_err(|_| Error::Corrupt("coder thread panicked"))?,
+            );
+        }
+        res.map(|_| streams)
     })
 }
 
@@ -133,50 +177,114 @@ pub fn decode(
     out: &mut [u8],
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let (tx_logits, rx_logits) = bounded::<Vec<f32>>(1);
-    let (tx_bytes, rx_bytes) = bounded::<Result<Vec<u8>>>(1);
+    let workers = coder_threads(model.device(), lay.lanes);
+    decode_with(model, lay, streams, out, workers, progress)
+}
+
+fn decode_with(
+    model: &mut Model,
+    lay: Layout,
+    streams: &[Vec<u8>],
+    out: &mut [u8],
+    workers: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
     std::thread::scope(|s| {
-        s.spawn(move || {
-            let mut dec: Vec<Decoder> = streams.iter().map(|l| Decoder::new(l)).collect();
-            let mut cdf: Cdf = [0; 257];
-            for logits in rx_logits.iter() {
-                let mut bytes = vec![0u8; lay.lanes];
-                let mut res = Ok(());
-                for (b, d) in dec.iter_mut().enumerate() {
-                    quantize(&logits[b * 256..(b + 1) * 256], &mut cdf);
-                    match d.decode(&cdf) {
-                        Ok(v) => bytes[b] = v,
-                        Err(e) => {
-                            res = Err(e);
-                            break;
+        // Owned by this closure, so an early return closes every channel and
+        // the coders end.
+        let mut links = Vec::new();
+        for lanes in split(lay.lanes, workers) {
+            let (tx_logits, rx_logits) = bounded::<Arc<Vec<f32>>>(1);
+            let (tx_bytes, rx_bytes) = bounded::<Result<Vec<u8>>>(1);
+            let mine = &streams[lanes.clone()];
+            links.push((tx_logits, rx_bytes, lanes.clone()));
+            s.spawn(move || {
+                let mut dec: Vec<Decoder> = mine.iter().map(|l| Decoder::new(l)).collect();
+                let mut cdf: Cdf = [0; 257];
+                for logits in rx_logits.iter() {
+                    let mut bytes = vec![0u8; lanes.len()];
+                    let mut res = Ok(());
+                    for ((b, d), v) in lanes.clone().zip(dec.iter_mut()).zip(bytes.iter_mut()) {
+                        quantize(&logits[b * 256..(b + 1) * 256], &mut cdf);
+                        match d.decode(&cdf) {
+                            Ok(x) => *v = x,
+                            Err(e) => {
+                                res = Err(e);
+                                break;
+                            }
                         }
                     }
+                    let failed = res.is_err();
+                    if tx_bytes.send(res.map(|_| bytes)).is_err() || failed {
+                        return;
+                    }
                 }
-                let failed = res.is_err();
-                if tx_bytes.send(res.map(|_| bytes)).is_err() || failed {
-                    return;
-                }
-            }
-        });
-        // Owned here, so an early return closes the channel and the coder ends.
-        let tx_logits = tx_logits;
+            });
+        }
+        let stopped = || Error::Corrupt("coder thread stopped");
         let mut ctx = vec![0u8; lay.lanes * lay.context];
+        let mut tg = vec![0u8; lay.lanes];
         for t in 0..lay.lane_len {
             lay.gather(out, t, &mut ctx, None);
             let step = model.forward(&ctx)?;
-            tx_logits
-                .send(step.logits()?)
-                .map_err(|_| Error::Corrupt("coder thread stopped"))?;
-            let bytes = rx_bytes
-                .recv()
-                .map_err(|_| Error::Corrupt("coder thread stopped"))??;
-            for (b, &v) in bytes.iter().enumerate() {
+            let logits = Arc::new(step.logits()?);
+            for (tx, _, _) in &links {
+                tx.send(logits.clone()).map_err(|_| stopped())?;
+            }
+            for (_, rx, lanes) in &links {
+                let bytes = rx.recv().map_err(|_| stopped())??;
+                tg[lanes.clone()].copy_from_slice(&bytes);
+            }
+            for (b, &v) in tg.iter().enumerate() {
                 out[b * lay.lane_len + t] = v;
             }
-            model.learn(step, &bytes)?;
+            model.learn(step, &tg)?;
             progress(lay.lanes as u64);
         }
-        drop(tx_logits);
+        drop(links);
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::preset::Preset;
+
+    fn tiny() -> Preset {
+        Preset::parse(include_str!("../../tests/data/tiny.toml")).unwrap()
+    }
+
+    #[test]
+    fn lane_ranges_cover_every_lane_once_in_order() {
+        for (lanes, workers) in [(8, 1), (8, 3), (8, 8), (8, 20), (1, 4), (257, 4)] {
+            let r = split(lanes, workers);
+            assert_eq!(r.first().unwrap().start, 0);
+            assert_eq!(r.last().unwrap().end, lanes);
+            assert!(r.windows(2).all(|w| w[0].end == w[1].start));
+            assert!(r.iter().all(|x| !x.is_empty()));
+        }
+    }
+
+    #[test]
+    fn coder_thread_count_never_changes_the_streams() {
+        let p = tiny();
+        let mut g = crate::rng::SplitMix64::new(5);
+        let data: Vec<u8> = (0..p.lanes as usize * 40)
+            .map(|_| b"abcab"[(g.next_u64() % 5) as usize])
+            .collect();
+        let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
+        let mut streams = Vec::new();
+        for workers in [1, 3] {
+            let mut m = Model::new(&p, &Device::Cpu).unwrap();
+            streams.push(encode_with(&mut m, lay, &data, workers, &mut |_| {}).unwrap());
+        }
+        assert_eq!(streams[0], streams[1]);
+        for workers in [1, 3] {
+            let mut m = Model::new(&p, &Device::Cpu).unwrap();
+            let mut out = vec![0u8; lay.body()];
+            decode_with(&mut m, lay, &streams[0], &mut out, workers, &mut |_| {}).unwrap();
+            assert_eq!(out, data[..lay.body()]);
+        }
+    }
 }

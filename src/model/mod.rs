@@ -166,6 +166,11 @@ impl Model {
         })
     }
 
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.dev
+    }
+
     /// Number of trainable values.
     pub fn param_count(&self) -> usize {
         self.store.count()
