@@ -6,8 +6,9 @@
 //! lane's start), predicts byte t, and learns it.
 //!
 //! The model runs on the calling thread and the range coders on one or more
-//! others (each coding a contiguous range of lanes), joined by bounded channels. Compressing, the model knows every target, so it
-//! runs ahead of the coder by up to [`AHEAD`] steps. Decompressing, each step's
+//! others (each coding a contiguous range of lanes), joined by bounded
+//! channels. Compressing, the model knows every target, so it runs ahead of the
+//! coders by up to [`AHEAD`] steps. Decompressing, each step's
 //! bytes must be decoded before the model can learn them and go on.
 
 use crate::coder::{quantize, Cdf, Decoder, Encoder};

@@ -172,14 +172,12 @@ pub fn compress_reader<R: Read + Send, W: Write>(
         let first = rx
             .recv()
             .map_err(|_| Error::Corrupt("reader thread stopped"))??;
-        let fitted;
         let preset = if first.len() < seg {
-            fitted = preset.fitted(first.len());
-            &fitted
+            preset.fitted(first.len())
         } else {
-            preset
+            preset.clone()
         };
-        let mut c = Compressor::new(preset, device, out)?;
+        let mut c = Compressor::new(&preset, device, out)?;
         c.segment(&first, progress)?;
         for msg in rx.iter() {
             c.segment(&msg?, progress)?;
@@ -196,14 +194,12 @@ pub fn compress_slice<W: Write>(
     device: &Device,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
-    let fitted;
     let preset = if data.len() < preset.segment as usize {
-        fitted = preset.fitted(data.len());
-        &fitted
+        preset.fitted(data.len())
     } else {
-        preset
+        preset.clone()
     };
-    let mut c = Compressor::new(preset, device, out)?;
+    let mut c = Compressor::new(&preset, device, out)?;
     for chunk in data.chunks(preset.segment as usize) {
         c.segment(chunk, progress)?;
     }

@@ -22,10 +22,15 @@ pub struct AdamW {
     b2: f32,
     eps: f32,
     step: i32,
-    moments: Vec<RefCell<Moments>>,
-    /// Moments as device tensors, for parameters that do not live on the CPU
-    /// (or for all of them, when built with [`AdamW::with_tensor_ops`]).
-    device_moments: Vec<Option<(Tensor, Tensor)>>,
+    state: Vec<State>,
+}
+
+/// One parameter's moments: host slices for the fused CPU op, or device tensors
+/// for the tensor-op path (parameters off the CPU, or every parameter when
+/// built with [`AdamW::with_tensor_ops`]).
+enum State {
+    Host(RefCell<Moments>),
+    Device { m: Tensor, v: Tensor },
 }
 
 struct Moments {
@@ -110,19 +115,19 @@ impl AdamW {
     }
 
     fn build(p: &Preset, vars: &[(String, Var)], tensor_ops: bool) -> Result<Self> {
-        let mut moments = Vec::new();
-        let mut device_moments = Vec::new();
+        let mut state = Vec::with_capacity(vars.len());
         for (_, v) in vars {
-            let on_device = tensor_ops || !v.device().is_cpu();
-            let n = if on_device { 0 } else { v.elem_count() };
-            moments.push(RefCell::new(Moments {
-                m: vec![0.0; n],
-                v: vec![0.0; n],
-            }));
-            device_moments.push(if on_device {
-                Some((v.zeros_like()?, v.zeros_like()?))
+            state.push(if tensor_ops || !v.device().is_cpu() {
+                State::Device {
+                    m: v.zeros_like()?,
+                    v: v.zeros_like()?,
+                }
             } else {
-                None
+                let n = v.elem_count();
+                State::Host(RefCell::new(Moments {
+                    m: vec![0.0; n],
+                    v: vec![0.0; n],
+                }))
             });
         }
         Ok(Self {
@@ -132,8 +137,7 @@ impl AdamW {
             b2: p.beta2,
             eps: p.eps,
             step: 0,
-            moments,
-            device_moments,
+            state,
         })
     }
 
@@ -147,24 +151,28 @@ impl AdamW {
         self.step += 1;
         let c1 = (1.0 / (1.0 - (self.b1 as f64).powi(self.step))) as f32;
         let c2 = (1.0 / (1.0 - (self.b2 as f64).powi(self.step))) as f32;
-        for (i, ((name, var), moments)) in vars.iter().zip(&self.moments).enumerate() {
+        for ((name, var), state) in vars.iter().zip(&mut self.state) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 candle_core::bail!("parameter {name} received no gradient")
             };
-            if let Some((m, v)) = &mut self.device_moments[i] {
-                let (b1, b2) = (self.b1 as f64, self.b2 as f64);
-                *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
-                *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
-                let denom = v
-                    .affine(c2 as f64, 0.0)?
-                    .sqrt()?
-                    .affine(1.0, self.eps as f64)?;
-                let upd = (m.affine(c1 as f64, 0.0)? / denom)?;
-                let decay = 1.0 - self.lr as f64 * self.wd as f64;
-                let w = (var.as_tensor().affine(decay, 0.0)? - upd.affine(self.lr as f64, 0.0)?)?;
-                var.set(&w)?;
-                continue;
-            }
+            let moments = match state {
+                State::Host(moments) => &*moments,
+                State::Device { m, v } => {
+                    let (b1, b2) = (self.b1 as f64, self.b2 as f64);
+                    *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
+                    *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
+                    let denom = v
+                        .affine(c2 as f64, 0.0)?
+                        .sqrt()?
+                        .affine(1.0, self.eps as f64)?;
+                    let upd = (m.affine(c1 as f64, 0.0)? / denom)?;
+                    let decay = 1.0 - self.lr as f64 * self.wd as f64;
+                    let w =
+                        (var.as_tensor().affine(decay, 0.0)? - upd.affine(self.lr as f64, 0.0)?)?;
+                    var.set(&w)?;
+                    continue;
+                }
+            };
             let g: Tensor = g.contiguous()?;
             let op = Update {
                 moments,
