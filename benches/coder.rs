@@ -1,7 +1,7 @@
 //! Range coder and quantisation throughput: the CPU coding stage's cost per byte.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fade::coder::{quantize, Cdf, Decoder, Encoder};
+use fade::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder, PROB_TOTAL};
 use fade::rng::SplitMix64;
 
 fn tables(n: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
@@ -27,6 +27,24 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for l in &logits {
                 quantize(l, &mut cdf);
+            }
+        })
+    });
+    // What the coder threads do instead when the device quantises.
+    let floors: Vec<Vec<u32>> = cdfs
+        .iter()
+        .map(|c| {
+            let spread = (PROB_TOTAL - 256) as f64 / PROB_TOTAL as f64;
+            c.windows(2)
+                .map(|w| ((w[1] - w[0]) as f64 * spread) as u32)
+                .collect()
+        })
+        .collect();
+    g.bench_function("cdf_from_floors", |b| {
+        let mut cdf: Cdf = [0; 257];
+        b.iter(|| {
+            for f in &floors {
+                cdf_from_floors(f, &mut cdf);
             }
         })
     });

@@ -57,10 +57,7 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
         }
     }
     if !(sum.is_finite() && sum > 0.0) {
-        for (s, c) in cdf.iter_mut().enumerate() {
-            *c = (s as u32) << (PROB_BITS - 8);
-        }
-        return;
+        return uniform(cdf);
     }
     let spread = (PROB_TOTAL - 256) as f64 / sum;
     let mut freq = [0u32; 256];
@@ -74,15 +71,54 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
     // `used <= TOTAL` because each floor is <= its real value, and those sum to
     // TOTAL-256; the guard only protects against a rounding surprise.
     if used > PROB_TOTAL {
-        for (s, c) in cdf.iter_mut().enumerate() {
-            *c = (s as u32) << (PROB_BITS - 8);
-        }
-        return;
+        return uniform(cdf);
     }
     freq[arg] += PROB_TOTAL - used;
     cdf[0] = 0;
     for s in 0..256 {
         cdf[s + 1] = cdf[s] + freq[s];
+    }
+}
+
+/// Builds a table from `floor(p[s] * (TOTAL - 256))` of every symbol, as a
+/// device quantiser computes them (see `Step::floors`): the device does the
+/// exps and the host only adds, so a GPU model's coder threads keep up with
+/// thousands of lanes. freq[s] = 1 + floor, and the rounding remainder goes to
+/// the first largest symbol. A device softmax may sum to a hair over 1, so an
+/// excess of a few counts is taken from that symbol too; anything stranger (a
+/// diverged model, a floor out of range) gives the uniform table, identically on
+/// both sides.
+pub fn cdf_from_floors(floors: &[u32], cdf: &mut Cdf) {
+    debug_assert_eq!(floors.len(), 256);
+    // Branch-free passes, so they vectorise: this runs once per lane per step.
+    let (mut used, mut top) = (256u32, 0u32);
+    for &f in floors {
+        used = used.wrapping_add(f);
+        top = top.max(f);
+    }
+    // With every floor in range the sum cannot wrap; an excess must leave the
+    // largest symbol a frequency of at least 1.
+    if top > PROB_TOTAL - 256 || used > PROB_TOTAL + top {
+        return uniform(cdf);
+    }
+    let arg = floors.iter().position(|&f| f == top).unwrap_or(0);
+    cdf[0] = 0;
+    let mut acc = 0u32;
+    for (c, &f) in cdf[1..].iter_mut().zip(floors) {
+        acc += 1 + f;
+        *c = acc;
+    }
+    // Give the remainder to (or take the excess from) symbol `arg`.
+    let fix = PROB_TOTAL.wrapping_sub(used);
+    for c in &mut cdf[arg + 1..] {
+        *c = c.wrapping_add(fix);
+    }
+}
+
+/// The table that gives every symbol the same frequency.
+fn uniform(cdf: &mut Cdf) {
+    for (s, c) in cdf.iter_mut().enumerate() {
+        *c = (s as u32) << (PROB_BITS - 8);
     }
 }
 
@@ -306,6 +342,56 @@ mod tests {
         assert_eq!(cdf[256], PROB_TOTAL);
         bad.iter_mut().for_each(|x| *x = f32::INFINITY);
         quantize(&bad, &mut cdf);
+        assert!(cdf.windows(2).all(|w| w[1] > w[0]));
+    }
+
+    /// floor(p * (TOTAL - 256)) of a softmax computed in f32, as a device does.
+    fn device_floors(logits: &[f32], inflate: f32) -> Vec<u32> {
+        let max = logits.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+        let e: Vec<f32> = logits.iter().map(|&l| (l - max).exp()).collect();
+        let sum: f32 = e.iter().sum();
+        let spread = (PROB_TOTAL - 256) as f32;
+        e.iter()
+            .map(|&x| (x / sum * inflate * spread).floor() as u32)
+            .collect()
+    }
+
+    #[test]
+    fn floors_give_valid_tables_close_to_the_host_quantiser() {
+        let mut g = SplitMix64::new(21);
+        let (mut host, mut dev) = ([0; 257], [0; 257]);
+        for scale in [0.0f32, 1.0, 10.0, 100.0] {
+            for inflate in [1.0f32, 1.000_01] {
+                let logits: Vec<f32> = (0..256).map(|_| g.normal(1.0) * scale).collect();
+                quantize(&logits, &mut host);
+                cdf_from_floors(&device_floors(&logits, inflate), &mut dev);
+                assert_eq!(dev[256], PROB_TOTAL);
+                assert!(dev.windows(2).all(|w| w[1] > w[0]), "every freq >= 1");
+                // Same table up to a few counts per symbol.
+                for s in 0..256 {
+                    let (h, d) = (host[s + 1] - host[s], dev[s + 1] - dev[s]);
+                    assert!(h.abs_diff(d) <= 2, "symbol {s}: host {h}, device {d}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn bad_floors_give_the_uniform_table() {
+        let mut cdf = [0; 257];
+        let mut uni = [0; 257];
+        uniform(&mut uni);
+        // A floor out of range, and a sum too far over the total.
+        let mut floors = vec![0u32; 256];
+        floors[7] = PROB_TOTAL;
+        cdf_from_floors(&floors, &mut cdf);
+        assert_eq!(cdf, uni);
+        let floors = vec![300u32; 256];
+        cdf_from_floors(&floors, &mut cdf);
+        assert_eq!(cdf, uni);
+        // All zero (NaN cast to 0 on a device): still a valid table.
+        cdf_from_floors(&[0; 256], &mut cdf);
+        assert_eq!(cdf[256], PROB_TOTAL);
         assert!(cdf.windows(2).all(|w| w[1] > w[0]));
     }
 

@@ -11,9 +11,9 @@
 //! coders by up to [`AHEAD`] steps. Decompressing, each step's
 //! bytes must be decoded before the model can learn them and go on.
 
-use crate::coder::{quantize, Cdf, Decoder, Encoder};
+use crate::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder};
 use crate::error::{Error, Result};
-use crate::model::Model;
+use crate::model::{Model, Step};
 use candle_core::Device;
 use crossbeam_channel::bounded;
 use std::ops::Range;
@@ -66,6 +66,53 @@ impl Layout {
     }
 }
 
+/// Where a step's probabilities become integer tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantiser {
+    /// The coder threads quantise the logits ([`quantize`]): bit-exact on any
+    /// CPU, the format of files made on the CPU.
+    Host,
+    /// The model's device computes the floors ([`Step::floors`]) and the coder
+    /// threads only add them up ([`cdf_from_floors`]). Used with a GPU model.
+    Device,
+}
+
+impl Quantiser {
+    /// The quantiser a model on `dev` uses.
+    pub fn for_device(dev: &Device) -> Self {
+        if dev.is_cpu() {
+            Self::Host
+        } else {
+            Self::Device
+        }
+    }
+
+    /// One step's tables, as the coder threads receive them.
+    fn tables(self, step: &Step) -> Result<Arc<Tables>> {
+        Ok(Arc::new(match self {
+            Self::Host => Tables::Logits(step.logits()?),
+            Self::Device => Tables::Floors(step.floors()?),
+        }))
+    }
+}
+
+/// One step's probabilities for every lane, B x 256, row-major.
+enum Tables {
+    Logits(Vec<f32>),
+    Floors(Vec<u32>),
+}
+
+impl Tables {
+    /// The cumulative table of lane `b`.
+    fn cdf(&self, b: usize, cdf: &mut Cdf) {
+        let row = b * 256..(b + 1) * 256;
+        match self {
+            Self::Logits(l) => quantize(&l[row], cdf),
+            Self::Floors(f) => cdf_from_floors(&f[row], cdf),
+        }
+    }
+}
+
 /// Runs the model over the segment without coding: forward and learn at every
 /// step, exactly as compressing does. Used for stored segments, so both sides
 /// stay in step whatever was written.
@@ -114,7 +161,8 @@ pub fn encode(
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Vec<u8>>> {
     let workers = coder_threads(model.device(), lay.lanes);
-    encode_with(model, lay, data, workers, progress)
+    let q = Quantiser::for_device(model.device());
+    encode_with(model, lay, data, workers, q, progress)
 }
 
 fn encode_with(
@@ -122,20 +170,21 @@ fn encode_with(
     lay: Layout,
     data: &[u8],
     workers: usize,
+    q: Quantiser,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Vec<u8>>> {
     std::thread::scope(|s| {
         let mut txs = Vec::new();
         let mut coders = Vec::new();
         for lanes in split(lay.lanes, workers) {
-            let (tx, rx) = bounded::<Arc<Vec<f32>>>(AHEAD);
+            let (tx, rx) = bounded::<Arc<Tables>>(AHEAD);
             txs.push(tx);
             coders.push(s.spawn(move || {
                 let mut enc: Vec<Encoder> = lanes.clone().map(|_| Encoder::new()).collect();
                 let mut cdf: Cdf = [0; 257];
-                for (t, logits) in rx.iter().enumerate() {
+                for (t, tables) in rx.iter().enumerate() {
                     for (b, e) in lanes.clone().zip(enc.iter_mut()) {
-                        quantize(&logits[b * 256..(b + 1) * 256], &mut cdf);
+                        tables.cdf(b, &mut cdf);
                         e.encode(&cdf, data[b * lay.lane_len + t]);
                     }
                 }
@@ -148,8 +197,8 @@ fn encode_with(
             for t in 0..lay.lane_len {
                 lay.gather(data, t, &mut ctx, Some(&mut tg));
                 let step = model.forward(&ctx)?;
-                let logits = Arc::new(step.logits()?);
-                if txs.iter().any(|tx| tx.send(logits.clone()).is_err()) {
+                let tables = q.tables(&step)?;
+                if txs.iter().any(|tx| tx.send(tables.clone()).is_err()) {
                     break; // a coder is gone: its panic is reported by join below
                 }
                 model.learn(step, &tg)?;
@@ -179,7 +228,8 @@ pub fn decode(
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     let workers = coder_threads(model.device(), lay.lanes);
-    decode_with(model, lay, streams, out, workers, progress)
+    let q = Quantiser::for_device(model.device());
+    decode_with(model, lay, streams, out, workers, q, progress)
 }
 
 fn decode_with(
@@ -188,6 +238,7 @@ fn decode_with(
     streams: &[Vec<u8>],
     out: &mut [u8],
     workers: usize,
+    q: Quantiser,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     std::thread::scope(|s| {
@@ -195,18 +246,18 @@ fn decode_with(
         // the coders end.
         let mut links = Vec::new();
         for lanes in split(lay.lanes, workers) {
-            let (tx_logits, rx_logits) = bounded::<Arc<Vec<f32>>>(1);
+            let (tx_tables, rx_tables) = bounded::<Arc<Tables>>(1);
             let (tx_bytes, rx_bytes) = bounded::<Result<Vec<u8>>>(1);
             let mine = &streams[lanes.clone()];
-            links.push((tx_logits, rx_bytes, lanes.clone()));
+            links.push((tx_tables, rx_bytes, lanes.clone()));
             s.spawn(move || {
                 let mut dec: Vec<Decoder> = mine.iter().map(|l| Decoder::new(l)).collect();
                 let mut cdf: Cdf = [0; 257];
-                for logits in rx_logits.iter() {
+                for tables in rx_tables.iter() {
                     let mut bytes = vec![0u8; lanes.len()];
                     let mut res = Ok(());
                     for ((b, d), v) in lanes.clone().zip(dec.iter_mut()).zip(bytes.iter_mut()) {
-                        quantize(&logits[b * 256..(b + 1) * 256], &mut cdf);
+                        tables.cdf(b, &mut cdf);
                         match d.decode(&cdf) {
                             Ok(x) => *v = x,
                             Err(e) => {
@@ -228,9 +279,9 @@ fn decode_with(
         for t in 0..lay.lane_len {
             lay.gather(out, t, &mut ctx, None);
             let step = model.forward(&ctx)?;
-            let logits = Arc::new(step.logits()?);
+            let tables = q.tables(&step)?;
             for (tx, _, _) in &links {
-                tx.send(logits.clone()).map_err(|_| stopped())?;
+                tx.send(tables.clone()).map_err(|_| stopped())?;
             }
             for (_, rx, lanes) in &links {
                 let bytes = rx.recv().map_err(|_| stopped())??;
@@ -278,14 +329,44 @@ mod tests {
         let mut streams = Vec::new();
         for workers in [1, 3] {
             let mut m = Model::new(&p, &Device::Cpu).unwrap();
-            streams.push(encode_with(&mut m, lay, &data, workers, &mut |_| {}).unwrap());
+            let q = Quantiser::Host;
+            streams.push(encode_with(&mut m, lay, &data, workers, q, &mut |_| {}).unwrap());
         }
         assert_eq!(streams[0], streams[1]);
         for workers in [1, 3] {
             let mut m = Model::new(&p, &Device::Cpu).unwrap();
             let mut out = vec![0u8; lay.body()];
-            decode_with(&mut m, lay, &streams[0], &mut out, workers, &mut |_| {}).unwrap();
+            let q = Quantiser::Host;
+            decode_with(&mut m, lay, &streams[0], &mut out, workers, q, &mut |_| {}).unwrap();
             assert_eq!(out, data[..lay.body()]);
         }
+    }
+
+    /// The GPU path's quantiser, run on the CPU: it round-trips, with any number
+    /// of coder threads, and codes about as well as the host quantiser.
+    #[test]
+    fn device_quantiser_roundtrips_and_costs_about_the_same() {
+        let p = tiny();
+        let mut g = crate::rng::SplitMix64::new(9);
+        let data: &[u8] = &(0..p.lanes as usize * 400)
+            .map(|_| b"the cat sat "[(g.next_u64() % 12) as usize])
+            .collect::<Vec<u8>>();
+        let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
+        let size = |q| -> usize {
+            let mut m = Model::new(&p, &Device::Cpu).unwrap();
+            let s = encode_with(&mut m, lay, data, 2, q, &mut |_| {}).unwrap();
+            for workers in [1, 3] {
+                let mut m = Model::new(&p, &Device::Cpu).unwrap();
+                let mut out = vec![0u8; lay.body()];
+                decode_with(&mut m, lay, &s, &mut out, workers, q, &mut |_| {}).unwrap();
+                assert_eq!(out, data[..lay.body()]);
+            }
+            s.iter().map(Vec::len).sum()
+        };
+        let (host, device) = (size(Quantiser::Host), size(Quantiser::Device));
+        assert!(
+            host.abs_diff(device) * 100 <= host,
+            "host {host} bytes, device {device}"
+        );
     }
 }

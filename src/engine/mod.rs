@@ -53,8 +53,16 @@ pub fn fingerprint(model: &Model, p: &Preset) -> Result<u64> {
         .map(|_| g.next_u64() as u8)
         .collect();
     let mut h = Xxh3::new();
-    for l in model.forward(&ctx)?.logits()? {
+    let step = model.forward(&ctx)?;
+    for l in step.logits()? {
         h.update(&l.to_bits().to_le_bytes());
+    }
+    // Off the CPU the device also quantises (see `lanes::Quantiser`). The CPU's
+    // fingerprint stays as it was, so older CPU files still decode.
+    if lanes::Quantiser::for_device(model.device()) == lanes::Quantiser::Device {
+        for f in step.floors()? {
+            h.update(&f.to_le_bytes());
+        }
     }
     for x in [0.1f32, 0.7, 1.3, 2.9, -3.7, 17.5] {
         for y in [x.exp(), x.abs().ln(), x.tanh(), x.sqrt()] {

@@ -88,6 +88,23 @@ impl Step {
     pub fn logits(&self) -> Result<Vec<f32>> {
         self.logits.flatten_all()?.to_vec1::<f32>()
     }
+
+    /// The B x 256 values `floor(softmax(logits) * (TOTAL - 256))`, computed on
+    /// the model's device, for [`crate::coder::cdf_from_floors`]. On a GPU this
+    /// moves the exps off the coder threads: building a table from floors costs
+    /// them a quarter of quantising logits (`benches/coder.rs`), and the copy
+    /// to the host is no larger. A device computes these the same way every
+    /// time; the fingerprint covers them, so files made this way only decode on
+    /// a device that computes the same.
+    pub fn floors(&self) -> Result<Vec<u32>> {
+        let spread = (crate::coder::PROB_TOTAL - 256) as f64;
+        candle_nn::ops::softmax_last_dim(&self.logits)?
+            .affine(spread, 0.0)?
+            .floor()?
+            .to_dtype(DType::U32)?
+            .flatten_all()?
+            .to_vec1::<u32>()
+    }
 }
 
 impl Model {
