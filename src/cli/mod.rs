@@ -86,6 +86,13 @@ pub fn run() -> Result<()> {
     // on it (tested). Without -T it is 1: the coder already has its own thread,
     // and at fade's matrix sizes splitting a product over two cores costs more
     // than it saves (a 256 KiB sample took 16.9 s with two threads, 14.0 s with one).
+    // candle attaches a backtrace to each error when RUST_BACKTRACE is set and
+    // prints it inside the message, which broke fade's one-line errors (seen
+    // with `--device cuda` and no usable GPU). This turns off backtraces for
+    // errors only; panics still honour RUST_BACKTRACE.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     match cli.common.threads {
         Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string()),
         None if std::env::var_os("RAYON_NUM_THREADS").is_none() => {

@@ -33,10 +33,11 @@ pub fn fade(args: &[&str]) -> Output {
     fade_env(args, &[])
 }
 
-/// Runs fade with extra environment variables.
+/// Runs fade with extra environment variables. Backtraces are asked for, so the
+/// one-line error checks also hold for users who set RUST_BACKTRACE.
 pub fn fade_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fade"));
-    cmd.args(args);
+    cmd.args(args).env("RUST_BACKTRACE", "1");
     for (k, v) in env {
         cmd.env(k, v);
     }
