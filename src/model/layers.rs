@@ -117,10 +117,13 @@ impl LayerNorm {
     /// Normalises the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.device().is_cpu() {
-            let xn = x
+            let dims = x.dims().to_vec();
+            let ln = super::ops::LayerNorm { eps: 1e-5 };
+            return x
                 .contiguous()?
-                .apply_op1(super::ops::Normalize { eps: 1e-5 })?;
-            return super::ops::add_bias(&super::ops::row_scale(&xn, &self.w)?, &self.b);
+                .reshape(((), self.w.elem_count()))?
+                .apply_op3(&self.w, &self.b, ln)?
+                .reshape(dims);
         }
         let mean = x.mean_keepdim(D::Minus1)?;
         let xc = x.broadcast_sub(&mean)?;
@@ -147,6 +150,10 @@ impl GeGlu {
 
     /// Applies the unit to a (batch, in) matrix.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.device().is_cpu() {
+            let xw = x.matmul(&self.proj.w)?;
+            return xw.apply_op2(&self.proj.b, super::ops::GeGlu);
+        }
         let y = self.proj.forward(x)?;
         let a = y.narrow(1, 0, self.hidden)?;
         let g = y.narrow(1, self.hidden, self.hidden)?;

@@ -8,7 +8,7 @@
 //! the C library's variant.
 
 use crate::simd::wide_kernel;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
     match (s, l.contiguous_offsets()) {
@@ -99,6 +99,114 @@ impl CustomOp2 for GeluBwd {
     }
 }
 
+wide_kernel! {
+    /// One row of GeGLU: y = a * gelu(g).
+    fn geglu_fwd(a: &[f32], g: &[f32], y: &mut [f32]) {
+        for ((o, &av), &v) in y.iter_mut().zip(a).zip(g) {
+            *o = av * (0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2)));
+        }
+    }
+}
+
+wide_kernel! {
+    /// One row of GeGLU's backward pass, in the exact operations candle's
+    /// graph of `a * gelu(g)` ran (mul, then [`GeluBwd`]); `+ 0.0` is candle's
+    /// gradient accumulation onto zeros, which turns -0 into +0.
+    fn geglu_bwd(a: &[f32], g: &[f32], dy: &[f32], da: &mut [f32], dg: &mut [f32]) {
+        for ((((oa, og), &av), &v), &gr) in da.iter_mut().zip(dg.iter_mut()).zip(a).zip(g).zip(dy) {
+            let e = erf(v * FRAC_1_SQRT_2);
+            let gelu = 0.5 * v * (1.0 + e);
+            let cdf = 0.5 * (1.0 + e);
+            let pdf = INV_SQRT_2PI * crate::math::exp(-0.5 * v * v);
+            *oa = gr * gelu + 0.0;
+            *og = (gr * av + 0.0) * (cdf + v * pdf) + 0.0;
+        }
+    }
+}
+
+/// GeGLU with its layer's bias: rows u = xw + b = [a | g] of width 2h give
+/// a * gelu(g), h wide. One pass each way and one graph node, where candle's
+/// ops took a bias add, two narrows, a copy, GELU and a product, and their
+/// backward passes padded each half back to full width with zeros. It
+/// computes the same bits as that graph.
+pub struct GeGlu;
+
+/// Fills `u` with one row of xw + b.
+fn biased_row(xw: &[f32], b: &[f32], u: &mut [f32]) {
+    for ((o, &x), &bv) in u.iter_mut().zip(xw).zip(b) {
+        *o = x + bv;
+    }
+}
+
+impl CustomOp2 for GeGlu {
+    fn name(&self) -> &'static str {
+        "fused-geglu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (xw, b) = (slice(s1, l1)?, slice(s2, l2)?);
+        let (rows, w) = l1.shape().dims2()?;
+        let h = w / 2;
+        let (mut u, mut y) = (vec![0f32; w], vec![0f32; rows * h]);
+        for (xr, yr) in xw.chunks_exact(w).zip(y.chunks_exact_mut(h)) {
+            biased_row(xr, b, &mut u);
+            geglu_fwd(&u[..h], &u[h..], yr);
+        }
+        Ok((CpuStorage::F32(y), Shape::from((rows, h))))
+    }
+
+    fn bwd(
+        &self,
+        xw: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let du = xw.apply_op3_no_bwd(b, &grad.contiguous()?, &GeGluBwd)?;
+        let db = du.apply_op1_no_bwd(&ColSum)?;
+        Ok((Some(du), Some(db)))
+    }
+}
+
+struct GeGluBwd;
+
+impl CustomOp3 for GeGluBwd {
+    fn name(&self) -> &'static str {
+        "fused-geglu-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (xw, b, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let (_, w) = l1.shape().dims2()?;
+        let h = w / 2;
+        let (mut u, mut du) = (vec![0f32; w], vec![0f32; xw.len()]);
+        for ((xr, dyr), dur) in xw
+            .chunks_exact(w)
+            .zip(dy.chunks_exact(h))
+            .zip(du.chunks_exact_mut(w))
+        {
+            biased_row(xr, b, &mut u);
+            let (da, dg) = dur.split_at_mut(h);
+            geglu_bwd(&u[..h], &u[h..], dyr, da, dg);
+        }
+        Ok((CpuStorage::F32(du), l1.shape().clone()))
+    }
+}
+
 /// (x - mean) / sqrt(var + eps) over the last dimension (no affine part).
 pub struct Normalize {
     pub eps: f32,
@@ -146,7 +254,6 @@ impl CustomOp2 for NormalizeBwd {
         "fused-normalize-bwd"
     }
 
-    /// dx = inv * (g - mean(g) - xhat * mean(g * xhat)).
     fn cpu_fwd(
         &self,
         s1: &CpuStorage,
@@ -156,25 +263,115 @@ impl CustomOp2 for NormalizeBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
         let d = *l1.shape().dims().last().unwrap_or(&1);
-        let n = d as f32;
         let mut dx = vec![0f32; x.len()];
-        for ((xr, gr), dr) in x
-            .chunks_exact(d)
-            .zip(g.chunks_exact(d))
-            .zip(dx.chunks_exact_mut(d))
-        {
+        normalize_bwd(x, g, d, self.eps, &mut dx);
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+/// dx = inv * (g - mean(g) - xhat * mean(g * xhat)) for rows of length `d`.
+fn normalize_bwd(x: &[f32], g: &[f32], d: usize, eps: f32, dx: &mut [f32]) {
+    let n = d as f32;
+    for ((xr, gr), dr) in x
+        .chunks_exact(d)
+        .zip(g.chunks_exact(d))
+        .zip(dx.chunks_exact_mut(d))
+    {
+        let (mean, inv) = row_stats(xr, eps);
+        let mut sg = 0f32;
+        let mut sgx = 0f32;
+        for (&v, &gv) in xr.iter().zip(gr) {
+            sg += gv;
+            sgx += gv * (v - mean) * inv;
+        }
+        let (mg, mgx) = (sg / n, sgx / n);
+        for ((o, &v), &gv) in dr.iter_mut().zip(xr).zip(gr) {
+            *o = inv * (gv - mg - (v - mean) * inv * mgx);
+        }
+    }
+}
+
+/// Layer norm with gain and bias on (rows, n): xhat * w + b. One graph node
+/// where [`Normalize`], [`RowScale`] and [`AddBias`] took three (seven with
+/// their reshapes), each with a full-size gradient to zero and accumulate.
+/// It computes the same bits as those three ops.
+pub struct LayerNorm {
+    pub eps: f32,
+}
+
+impl CustomOp3 for LayerNorm {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let d = w.len();
+        let mut y = vec![0f32; x.len()];
+        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
             let (mean, inv) = row_stats(xr, self.eps);
-            let mut sg = 0f32;
-            let mut sgx = 0f32;
-            for (&v, &gv) in xr.iter().zip(gr) {
-                sg += gv;
-                sgx += gv * (v - mean) * inv;
-            }
-            let (mg, mgx) = (sg / n, sgx / n);
-            for ((o, &v), &gv) in dr.iter_mut().zip(xr).zip(gr) {
-                *o = inv * (gv - mg - (v - mean) * inv * mgx);
+            for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                *o = (v - mean) * inv * wv + bv;
             }
         }
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?;
+        let dx = x.apply_op3_no_bwd(w, &g, &LayerNormBwd { eps: self.eps })?;
+        let xhat = x.apply_op1_no_bwd(&Normalize { eps: self.eps })?;
+        let dw = g.apply_op2_no_bwd(&xhat, &ColSumProd)?;
+        let db = g.apply_op1_no_bwd(&ColSum)?;
+        Ok((Some(dx), Some(dw), Some(db)))
+    }
+}
+
+struct LayerNormBwd {
+    eps: f32,
+}
+
+impl CustomOp3 for LayerNormBwd {
+    fn name(&self) -> &'static str {
+        "fused-layer-norm-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, w, g) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
+        let d = w.len();
+        // The gradient reaching xhat, as candle's graph accumulated it onto
+        // zeros (`+ 0.0` turns -0 into +0).
+        let mut gx = vec![0f32; g.len()];
+        for (gr, or) in g.chunks_exact(d).zip(gx.chunks_exact_mut(d)) {
+            for ((o, &gv), &wv) in or.iter_mut().zip(gr).zip(w) {
+                *o = gv * wv + 0.0;
+            }
+        }
+        let mut dx = vec![0f32; x.len()];
+        normalize_bwd(x, &gx, d, self.eps, &mut dx);
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -355,6 +552,66 @@ mod tests {
         ] {
             assert!((erf(x) - want).abs() < 3e-7, "erf({x}) = {}", erf(x));
         }
+    }
+
+    /// Bits of a tensor, so that -0 and +0 differ.
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The whole-layer ops give exactly the bits, forward and backward, of the
+    /// smaller ops they replaced (files made before them must still decode).
+    #[test]
+    fn layer_ops_match_the_graphs_they_replace_bit_for_bit() {
+        let dev = Device::Cpu;
+        let mut g = crate::rng::SplitMix64::new(8);
+        let mut var = |n: usize, shape: (usize, usize), s: f64| {
+            let v: Vec<f32> = (0..n).map(|_| g.normal(s)).collect();
+            Var::from_vec(v, shape, &dev).unwrap()
+        };
+        let (x, w, b) = (
+            var(60, (6, 10), 2.0),
+            var(10, (1, 10), 1.0),
+            var(10, (1, 10), 1.0),
+        );
+        let down = var(60, (6, 10), 1.0);
+        let (w, b) = (
+            w.as_tensor().flatten_all().unwrap(),
+            b.as_tensor().flatten_all().unwrap(),
+        );
+        let (w, b) = (Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
+        let params = [x.as_tensor(), w.as_tensor(), b.as_tensor()];
+        // A loss whose gradient has zeros of both signs and a relu-like kink.
+        let loss = |y: &Tensor| {
+            let y = y.relu().unwrap().sqr().unwrap();
+            let n = y.dims()[1];
+            y.broadcast_mul(&down.as_tensor().narrow(1, 0, n).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let check = |fused: Tensor, old: Tensor| {
+            assert_eq!(bits(&fused), bits(&old), "forward");
+            let (gf, go) = (
+                loss(&fused).backward().unwrap(),
+                loss(&old).backward().unwrap(),
+            );
+            for p in params {
+                // (GeGLU does not use w: no gradient on either side.)
+                assert_eq!(gf.get(p).map(bits), go.get(p).map(bits), "gradient");
+            }
+            assert!(gf.get(params[0]).is_some());
+        };
+        let (t, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
+        let ln = t.apply_op3(wt, bt, LayerNorm { eps: 1e-5 }).unwrap();
+        let xn = t.apply_op1(Normalize { eps: 1e-5 }).unwrap();
+        check(ln, add_bias(&row_scale(&xn, wt).unwrap(), bt).unwrap());
+        let geglu = t.apply_op2(bt, GeGlu).unwrap();
+        let u = add_bias(t, bt).unwrap();
+        let (a, gate) = (u.narrow(1, 0, 5).unwrap(), u.narrow(1, 5, 5).unwrap());
+        let old = (a * gate.contiguous().unwrap().apply_op1(Gelu).unwrap()).unwrap();
+        check(geglu, old);
     }
 
     /// The fused ops and their gradients agree with candle's composed ones.
