@@ -87,7 +87,8 @@ pub enum Command {
     },
     /// Compare fade with gzip -9, zstd -19, xz -9e and zpaq -method 5 (those installed)
     /// on FILES or DIRS (one level):
-    /// size, ratio, speed and peak memory, every round trip verified.
+    /// size, ratio, speed, peak memory (and fade's GPU memory, through nvidia-smi,
+    /// unless --device cpu), every round trip verified.
     Bench {
         /// Files or directories to measure.
         #[arg(required = true)]

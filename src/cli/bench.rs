@@ -2,19 +2,24 @@
 //!
 //! Every codec runs as a child process (fade runs its own executable), so wall
 //! time and peak resident memory (from `wait4`) are measured the same way for
-//! all of them, and every round trip is verified byte for byte.
+//! all of them, and every round trip is verified byte for byte. When fade may
+//! use a GPU and `nvidia-smi` answers, fade's GPU memory is measured too: the
+//! GPU's peak use while fade runs, less its use just before.
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 /// One codec: how to compress and decompress stdin-free, file to stdout.
 struct Codec {
     name: String,
     compress: Vec<String>,
     decompress: Vec<String>,
+    /// fade itself, which may use the GPU.
+    fade: bool,
 }
 
 /// One measured run.
@@ -28,11 +33,89 @@ pub struct Row {
     pub compress_kbps: f64,
     pub decompress_kbps: f64,
     pub peak_rss_mb: f64,
+    /// Peak GPU memory of compressing or decompressing, MiB (fade rows, when
+    /// measured).
+    pub peak_gpu_mb: Option<f64>,
 }
 
-/// Runs `argv` with stdout to `out`; returns (seconds, peak RSS in bytes).
-fn measure(argv: &[String], out: &Path) -> Result<(f64, u64)> {
+/// Reads one GPU's memory in use through `nvidia-smi`.
+struct GpuProbe {
+    index: String,
+}
+
+impl GpuProbe {
+    /// A probe of the GPU that `--device` names, if fade may use one there and
+    /// `nvidia-smi` answers.
+    fn new(device: &str) -> Option<Self> {
+        let index = match device {
+            "cpu" => return None,
+            "auto" | "cuda" => "0",
+            d => d.strip_prefix("cuda:")?,
+        };
+        let probe = Self {
+            index: index.to_string(),
+        };
+        probe.used_mib().map(|_| probe)
+    }
+
+    /// Memory in use on the GPU now, MiB.
+    fn used_mib(&self) -> Option<f64> {
+        let out = Command::new("nvidia-smi")
+            .args(["--query-gpu=memory.used", "--format=csv,noheader,nounits"])
+            .args(["-i", &self.index])
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        out.status.success().then_some(())?;
+        text.lines().next()?.trim().parse().ok()
+    }
+
+    /// Samples the GPU every 200 ms while `run` waits for a child to exit, and
+    /// returns `run`'s result with the peak use above `baseline`. It returns
+    /// only after one sample is complete, so a child that exits at once is
+    /// still seen: `run` must leave it unreaped until then.
+    fn watch<T>(&self, baseline: f64, run: impl FnOnce() -> T) -> (T, f64) {
+        let stop = AtomicBool::new(false);
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        std::thread::scope(|s| {
+            let sampler = s.spawn(|| {
+                let mut peak = baseline;
+                loop {
+                    peak = self.used_mib().map_or(peak, |m| peak.max(m));
+                    let _ = ready_tx.try_send(());
+                    if stop.load(Ordering::Relaxed) {
+                        return peak;
+                    }
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            });
+            let out = run();
+            let _ = ready_rx.recv();
+            stop.store(true, Ordering::Relaxed);
+            let peak = sampler.join().unwrap_or(baseline);
+            (out, (peak - baseline).max(0.0))
+        })
+    }
+}
+
+/// Waits until child `pid` has exited, leaving it unreaped (a zombie).
+fn wait_exit(pid: libc::pid_t) {
+    // SAFETY: plain FFI call on our own child; siginfo_t is plain data.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    let flags = libc::WEXITED | libc::WNOWAIT;
+    while unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) } != 0 {
+        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            break; // wait4 below reports the failure
+        }
+    }
+}
+
+/// Runs `argv` with stdout to `out`; returns (seconds, peak RSS in bytes, peak
+/// GPU MiB above what was in use before, when `gpu` is given).
+fn measure(argv: &[String], out: &Path, gpu: Option<&GpuProbe>) -> Result<(f64, u64, Option<f64>)> {
     let file = std::fs::File::create(out)?;
+    let baseline = gpu.and_then(GpuProbe::used_mib);
     let start = Instant::now();
     let child = Command::new(&argv[0])
         .args(&argv[1..])
@@ -42,12 +125,21 @@ fn measure(argv: &[String], out: &Path) -> Result<(f64, u64)> {
         .spawn()
         .with_context(|| format!("cannot run {}", argv[0]))?;
     let pid = child.id() as libc::pid_t;
+    let timed = || {
+        wait_exit(pid);
+        start.elapsed().as_secs_f64()
+    };
+    let (secs, gpu_mib) = match (gpu, baseline) {
+        (Some(g), Some(b)) => {
+            let (secs, peak) = g.watch(b, timed);
+            (secs, Some(peak))
+        }
+        _ => (timed(), None),
+    };
     let mut status = 0;
     // SAFETY: plain FFI call on our own child; rusage is plain data.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let secs = start.elapsed().as_secs_f64();
-    if r != pid {
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
         bail!("wait4 failed for {}", argv[0]);
     }
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
@@ -58,7 +150,7 @@ fn measure(argv: &[String], out: &Path) -> Result<(f64, u64)> {
         }
         bail!("{} failed: {}", argv.join(" "), err.trim());
     }
-    Ok((secs, usage.ru_maxrss as u64 * 1024))
+    Ok((secs, usage.ru_maxrss as u64 * 1024, gpu_mib))
 }
 
 fn available(tool: &str) -> bool {
@@ -70,12 +162,17 @@ fn available(tool: &str) -> bool {
         .is_ok()
 }
 
-fn codecs(presets: &[String], threads: Option<usize>, quiet: bool) -> Result<Vec<Codec>> {
+fn codecs(
+    presets: &[String],
+    threads: Option<usize>,
+    device: &str,
+    quiet: bool,
+) -> Result<Vec<Codec>> {
     let exe = std::env::current_exe()?.display().to_string();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let mut list = Vec::new();
     for p in presets {
-        let mut c = vec![exe.clone(), "-q".into()];
+        let mut c = vec![exe.clone(), "-q".into(), "--device".into(), device.into()];
         if let Some(t) = threads {
             c.extend(["-T".into(), t.to_string()]);
         }
@@ -88,6 +185,7 @@ fn codecs(presets: &[String], threads: Option<usize>, quiet: bool) -> Result<Vec
             name: format!("fade {name}"),
             compress: c,
             decompress: d,
+            fade: true,
         });
     }
     for (tool, name, level, extra) in [
@@ -104,6 +202,7 @@ fn codecs(presets: &[String], threads: Option<usize>, quiet: bool) -> Result<Vec
                 name: name.into(),
                 compress: c,
                 decompress: d,
+                fade: false,
             });
         } else if !quiet {
             eprintln!("fade bench: {tool} not installed, skipped");
@@ -121,6 +220,7 @@ fn codecs(presets: &[String], threads: Option<usize>, quiet: bool) -> Result<Vec
             decompress: wrap(
                 r#"d=$(mktemp -d) && cp "$1" "$d/a.zpaq" && cd "$d" && zpaq x a.zpaq >/dev/null && cat f; s=$?; rm -rf "$d"; exit $s"#,
             ),
+            fade: false,
         });
     } else if !quiet {
         eprintln!("fade bench: zpaq not installed, skipped");
@@ -153,13 +253,15 @@ pub fn run(
     prefix: Option<u64>,
     json: bool,
     threads: Option<usize>,
+    device: &str,
     quiet: bool,
 ) -> Result<()> {
     let files = expand(paths)?;
     if files.is_empty() {
         bail!("no files to benchmark");
     }
-    let codecs = codecs(presets, threads, quiet)?;
+    let codecs = codecs(presets, threads, device, quiet)?;
+    let gpu = GpuProbe::new(device);
     let work = tempfile::tempdir()?;
     let mut rows = Vec::new();
     for f in &files {
@@ -179,10 +281,11 @@ pub fn run(
             let back = work.path().join("back");
             let mut argv = c.compress.clone();
             argv.push(input.display().to_string());
-            let (ct, cm) = measure(&argv, &packed)?;
+            let probe = gpu.as_ref().filter(|_| c.fade);
+            let (ct, cm, cg) = measure(&argv, &packed, probe)?;
             let mut argv = c.decompress.clone();
             argv.push(packed.display().to_string());
-            let (dt, dm) = measure(&argv, &back)?;
+            let (dt, dm, dg) = measure(&argv, &back, probe)?;
             if std::fs::read(&back)? != data {
                 bail!("{}: {} round trip differs", name, c.name);
             }
@@ -197,6 +300,7 @@ pub fn run(
                 compress_kbps: n as f64 / 1000.0 / ct,
                 decompress_kbps: n as f64 / 1000.0 / dt,
                 peak_rss_mb: cm.max(dm) as f64 / 1048576.0,
+                peak_gpu_mb: max_opt(cg, dg),
             };
             if !quiet {
                 eprintln!(
@@ -230,6 +334,7 @@ pub fn run(
             compress_kbps: bytes as f64 / 1000.0 / ct,
             decompress_kbps: bytes as f64 / 1000.0 / dt,
             peak_rss_mb: rs.iter().map(|r| r.peak_rss_mb).fold(0.0, f64::max),
+            peak_gpu_mb: rs.iter().map(|r| r.peak_gpu_mb).fold(None, max_opt),
         });
     }
     if json {
@@ -239,11 +344,23 @@ pub fn run(
         );
         return Ok(());
     }
-    println!("| file | codec | bytes | compressed | ratio | compress KB/s | decompress KB/s | peak RSS MB |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|");
+    let gpu_col = rows.iter().any(|r| r.peak_gpu_mb.is_some());
+    println!(
+        "| file | codec | bytes | compressed | ratio | compress KB/s | decompress KB/s | peak RSS MB |{}",
+        if gpu_col { " peak GPU MiB |" } else { "" }
+    );
+    println!(
+        "|---|---|---:|---:|---:|---:|---:|---:|{}",
+        if gpu_col { "---:|" } else { "" }
+    );
     for r in rows.iter().chain(totals.iter()) {
+        let gpu = match (gpu_col, r.peak_gpu_mb) {
+            (false, _) => String::new(),
+            (true, Some(m)) => format!(" {m:.0} |"),
+            (true, None) => " |".into(),
+        };
         println!(
-            "| {} | {} | {} | {} | {:.3} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {} | {:.3} | {:.1} | {:.1} | {:.1} |{}",
             r.file,
             r.codec,
             r.bytes,
@@ -251,8 +368,18 @@ pub fn run(
             r.ratio,
             r.compress_kbps,
             r.decompress_kbps,
-            r.peak_rss_mb
+            r.peak_rss_mb,
+            gpu
         );
     }
     Ok(())
+}
+
+/// The larger of two optional measurements.
+fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, None) => x,
+        (None, y) => y,
+    }
 }

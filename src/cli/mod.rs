@@ -118,6 +118,7 @@ pub fn run() -> Result<()> {
             *prefix,
             *format == args::Format::Json,
             c.threads,
+            &c.device,
             c.quiet,
         ),
         None => classic(&cli),

@@ -1,0 +1,102 @@
+//! `fade bench` end to end: the real binary measuring itself (and whichever
+//! of gzip, zstd, xz and zpaq are installed) on a small file.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+/// Runs `fade bench --format json` on `file` with the test preset.
+fn bench(file: &Path, extra: &[&str], env: &[(&str, &str)]) -> Value {
+    let tiny = tiny();
+    let mut args = vec!["bench", "-q", "--format", "json", "--presets", &tiny];
+    args.extend(extra);
+    let path = file.display().to_string();
+    args.push(&path);
+    serde_json::from_slice(&ok(fade_env(&args, env))).expect("bench prints JSON")
+}
+
+/// Words in random order: compressible, like text.
+fn random_text(n: usize, seed: u64) -> Vec<u8> {
+    let words = ["lane ", "model ", "byte ", "coder ", "step ", "the ", "of "];
+    let mut g = fade::rng::SplitMix64::new(seed);
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        out.extend_from_slice(words[(g.next_u64() % 7) as usize].as_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+fn fade_row(v: &Value) -> &Value {
+    v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["codec"] == "fade tiny")
+        .expect("a fade row")
+}
+
+#[test]
+fn bench_reports_what_fade_compress_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("text");
+    std::fs::write(&input, random_text(12_000, 3)).unwrap();
+    let v = bench(&input, &["--device", "cpu"], &[]);
+    let row = fade_row(&v);
+    let packed = dir.path().join("text.fade");
+    ok(fade(&[
+        "-q",
+        "compress",
+        "-p",
+        &tiny(),
+        input.to_str().unwrap(),
+        packed.to_str().unwrap(),
+    ]));
+    let size = std::fs::metadata(&packed).unwrap().len();
+    assert_eq!(row["bytes"], 12_000);
+    assert_eq!(row["compressed"], size);
+    assert!(row["compress_kbps"].as_f64().unwrap() > 0.0);
+    assert!(row["peak_rss_mb"].as_f64().unwrap() > 1.0);
+    // On the CPU no GPU memory is measured, for any codec.
+    assert!(v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["peak_gpu_mb"].is_null()));
+    let total = &v["totals"].as_array().unwrap()[0];
+    assert_eq!(total["codec"], "fade tiny");
+    assert_eq!(total["compressed"], size);
+}
+
+/// With a GPU in reach, fade's rows get the GPU's peak memory use above what
+/// was in use before. A stand-in `nvidia-smi` reports 1000 MiB, plus 500 while
+/// the bench has a fade child running.
+#[test]
+fn bench_measures_gpu_memory_through_nvidia_smi() {
+    let dir = tempfile::tempdir().unwrap();
+    let smi = dir.path().join("nvidia-smi");
+    std::fs::write(
+        &smi,
+        "#!/bin/sh\n\
+         n=$(awk -v p=\"$PPID\" '$4 == p && $2 == \"(fade)\"' /proc/[0-9]*/stat 2>/dev/null | wc -l)\n\
+         echo $((1000 + 500 * n))\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let input = dir.path().join("text");
+    std::fs::write(&input, random_text(6_000, 4)).unwrap();
+    let path = format!(
+        "{}:{}",
+        dir.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let v = bench(&input, &[], &[("PATH", &path)]);
+    assert_eq!(fade_row(&v)["peak_gpu_mb"].as_f64(), Some(500.0));
+    for r in v["rows"].as_array().unwrap() {
+        if r["codec"] != "fade tiny" {
+            assert!(r["peak_gpu_mb"].is_null(), "{} uses no GPU", r["codec"]);
+        }
+    }
+}
