@@ -60,6 +60,15 @@ pub struct Preset {
     pub segment: u32,
     /// Seed of the weight initialisation.
     pub seed: u64,
+    /// Whether an input shorter than a segment gets fewer lanes (see
+    /// [`Preset::fitted`]); true unless the preset says otherwise. Only the
+    /// compressor reads it: the frame header records the lane count used.
+    #[serde(default = "yes")]
+    pub fit_lanes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The built-in presets, in ladder order: level N is entry N - 1.
@@ -129,11 +138,27 @@ impl Preset {
     /// and 24,029 with 16. The lane count is in the frame header, so decoding
     /// needs nothing more; inputs of 512 KiB and more keep a 256-lane preset.
     pub fn fitted(&self, n: usize) -> Preset {
+        if !self.fit_lanes {
+            return self.clone();
+        }
         let want = (n / MIN_LANE_BYTES).min(u32::MAX as usize) as u32;
         Preset {
             lanes: self.lanes.min(want.max(MIN_FITTED_LANES)),
             ..self.clone()
         }
+    }
+
+    /// This preset with exactly `lanes` lanes, whatever the input's length
+    /// (a GPU runs many lanes for little more than the cost of a few).
+    pub fn with_lanes(&self, lanes: u32) -> Result<Preset> {
+        let p = Preset {
+            lanes,
+            fit_lanes: false,
+            ..self.clone()
+        };
+        p.validate()
+            .map_err(|m| Error::Preset(format!("{lanes} lanes: {m}")))?;
+        Ok(p)
     }
 
     /// Flattened context width F = T * D.
@@ -278,6 +303,7 @@ impl Preset {
             beta2: f32_(input)?,
             eps: f32_(input)?,
             seed: u64::from_le_bytes(take(input, 8)?.try_into().unwrap()),
+            fit_lanes: true,
         };
         p.validate()
             .map_err(|_| Error::Corrupt("invalid model parameters"))?;
@@ -334,6 +360,11 @@ mod tests {
         };
         assert_eq!(few.fitted(10).lanes, 8);
         assert_eq!(p.fitted(100_000).context, p.context);
+        // Lanes asked for are kept.
+        let wide = Preset::load("paper").unwrap().with_lanes(4096).unwrap();
+        assert_eq!(wide.fitted(1 << 20).lanes, 4096);
+        assert!(p.with_lanes(0).is_err());
+        assert!(p.with_lanes(1 << 20).is_err());
     }
 
     #[test]

@@ -386,3 +386,30 @@ fn level_flags_pick_steps_of_the_preset_ladder() {
     // After `--`, "-1" is a file name, not a level.
     fails_with(&fade(&["-c", "--", "-1"]), "-1");
 }
+
+/// `--lanes N` codes with exactly N lanes, where the preset alone would give a
+/// short input fewer; the frame records the count and decodes as usual.
+#[test]
+fn lanes_flag_overrides_the_fitted_lane_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let data = text(8_000);
+    std::fs::write(&input, &data).unwrap();
+    let lanes_of = |args: &[&str]| {
+        let out = dir.path().join("out.fade");
+        let mut all = vec!["-q", "-f", "compress", "-p", "2"];
+        all.extend(args);
+        all.extend([input.to_str().unwrap(), out.to_str().unwrap()]);
+        ok(fade(&all));
+        let back = ok(fade(&["-q", "-dc", out.to_str().unwrap()]));
+        assert_eq!(back, data);
+        let mut f = std::fs::File::open(&out).unwrap();
+        fade::engine::scan(&mut f).unwrap().0.preset.lanes
+    };
+    assert_eq!(lanes_of(&[]), 16);
+    assert_eq!(lanes_of(&["--lanes", "100"]), 100);
+    fails_with(
+        &fade(&["-q", "-c", "--lanes", "0", input.to_str().unwrap()]),
+        "0 lanes",
+    );
+}

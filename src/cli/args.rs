@@ -42,6 +42,11 @@ pub struct Common {
     /// also written -1 .. -5), a built-in name, or a .toml file.
     #[arg(short, long, global = true, default_value = "default")]
     pub preset: String,
+    /// Compress with exactly N lanes, overriding the preset's count (which is
+    /// lowered for inputs shorter than a segment); for GPUs, which run many
+    /// lanes for little more than the cost of a few.
+    #[arg(long, global = true, value_name = "N")]
+    pub lanes: Option<u32>,
 }
 
 /// The gzip-style form: operate on FILEs in place.

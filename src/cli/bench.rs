@@ -6,6 +6,7 @@
 //! use a GPU and `nvidia-smi` answers, fade's GPU memory is measured too: the
 //! GPU's peak use while fade runs, less its use just before.
 
+use super::args::Common;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -166,6 +167,7 @@ fn codecs(
     presets: &[String],
     threads: Option<usize>,
     device: &str,
+    lanes: Option<u32>,
     quiet: bool,
 ) -> Result<Vec<Codec>> {
     let exe = std::env::current_exe()?.display().to_string();
@@ -180,9 +182,13 @@ fn codecs(
         c.extend(s(&["compress", "-c", "-p", p]));
         d.extend(s(&["decompress", "-c"]));
         // Named by the preset itself, so "-p 3" and "-p default" read the same.
-        let name = fade::Preset::load(p)?.name;
+        let mut name = format!("fade {}", fade::Preset::load(p)?.name);
+        if let Some(n) = lanes {
+            c.extend(["--lanes".into(), n.to_string()]);
+            name += &format!(" ({n} lanes)");
+        }
         list.push(Codec {
-            name: format!("fade {name}"),
+            name,
             compress: c,
             decompress: d,
             fade: true,
@@ -246,22 +252,22 @@ fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-/// Runs the benchmark and prints the table.
+/// Runs the benchmark and prints the table. fade runs with the threads,
+/// device and lanes of `c`.
 pub fn run(
     paths: &[PathBuf],
     presets: &[String],
     prefix: Option<u64>,
     json: bool,
-    threads: Option<usize>,
-    device: &str,
-    quiet: bool,
+    c: &Common,
 ) -> Result<()> {
     let files = expand(paths)?;
     if files.is_empty() {
         bail!("no files to benchmark");
     }
-    let codecs = codecs(presets, threads, device, quiet)?;
-    let gpu = GpuProbe::new(device);
+    let quiet = c.quiet;
+    let codecs = codecs(presets, c.threads, &c.device, c.lanes, quiet)?;
+    let gpu = GpuProbe::new(&c.device);
     let work = tempfile::tempdir()?;
     let mut rows = Vec::new();
     for f in &files {

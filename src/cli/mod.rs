@@ -112,15 +112,7 @@ pub fn run() -> Result<()> {
             presets,
             prefix,
             format,
-        }) => bench::run(
-            paths,
-            presets,
-            *prefix,
-            *format == args::Format::Json,
-            c.threads,
-            &c.device,
-            c.quiet,
-        ),
+        }) => bench::run(paths, presets, *prefix, *format == args::Format::Json, c),
         None => classic(&cli),
     }
 }
@@ -266,7 +258,11 @@ fn map_input(file: &File) -> Result<Option<memmap2::Mmap>> {
 /// The work itself: `input` into `output`, then the optional removal of the input.
 fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<()> {
     let preset = if mode == Mode::Compress {
-        Some(Preset::load(&c.preset)?)
+        let p = Preset::load(&c.preset)?;
+        Some(match c.lanes {
+            Some(n) => p.with_lanes(n)?,
+            None => p,
+        })
     } else {
         None
     };
