@@ -1,0 +1,190 @@
+//! Fused CPU kernels with their own backward passes.
+//!
+//! Built from candle's basic ops, one layer norm is about 9 tensor ops forward
+//! and 15 backward, each a full pass and an allocation, and GELU calls glibc's
+//! scalar `erff`. Profiling the default preset showed these two dominating a
+//! step. Here each is one pass forward and one backward, in a fixed order (so
+//! results are deterministic), with our own erf so the numbers do not depend on
+//! the C library's variant.
+//!
+//! - [`gelu`]: GELU and GeGLU, with our own erf.
+//! - [`norm`]: layer norm.
+//! - [`rows`]: bias add and gain along rows, with their column-sum gradients.
+
+mod gelu;
+mod norm;
+mod rows;
+
+pub use gelu::{GeGlu, Gelu};
+pub use norm::LayerNorm;
+pub use rows::{add_bias, row_scale};
+
+use candle_core::{CpuStorage, Layout, Result};
+
+/// The contiguous f32 data of a tensor.
+fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    match (s, l.contiguous_offsets()) {
+        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
+        _ => candle_core::bail!("fused op needs a contiguous f32 tensor"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::norm::Normalize;
+    use super::*;
+    use candle_core::{Device, Tensor, Var, D};
+
+    /// Bits of a tensor, so that -0 and +0 differ.
+    fn bits(t: &Tensor) -> Vec<u32> {
+        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    /// The whole-layer ops give exactly the bits, forward and backward, of the
+    /// smaller ops they replaced (files made before them must still decode).
+    #[test]
+    fn layer_ops_match_the_graphs_they_replace_bit_for_bit() {
+        let dev = Device::Cpu;
+        let mut g = crate::rng::SplitMix64::new(8);
+        let mut var = |n: usize, shape: (usize, usize), s: f64| {
+            let v: Vec<f32> = (0..n).map(|_| g.normal(s)).collect();
+            Var::from_vec(v, shape, &dev).unwrap()
+        };
+        let (x, w, b) = (
+            var(60, (6, 10), 2.0),
+            var(10, (1, 10), 1.0),
+            var(10, (1, 10), 1.0),
+        );
+        let down = var(60, (6, 10), 1.0);
+        let (w, b) = (
+            w.as_tensor().flatten_all().unwrap(),
+            b.as_tensor().flatten_all().unwrap(),
+        );
+        let (w, b) = (Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
+        let params = [x.as_tensor(), w.as_tensor(), b.as_tensor()];
+        // A loss whose gradient has zeros of both signs and a relu-like kink.
+        let loss = |y: &Tensor| {
+            let y = y.relu().unwrap().sqr().unwrap();
+            let n = y.dims()[1];
+            y.broadcast_mul(&down.as_tensor().narrow(1, 0, n).unwrap())
+                .unwrap()
+                .sum_all()
+                .unwrap()
+        };
+        let check = |fused: Tensor, old: Tensor| {
+            assert_eq!(bits(&fused), bits(&old), "forward");
+            let (gf, go) = (
+                loss(&fused).backward().unwrap(),
+                loss(&old).backward().unwrap(),
+            );
+            for p in params {
+                // (GeGLU does not use w: no gradient on either side.)
+                assert_eq!(gf.get(p).map(bits), go.get(p).map(bits), "gradient");
+            }
+            assert!(gf.get(params[0]).is_some());
+        };
+        let (t, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
+        let ln = t.apply_op3(wt, bt, LayerNorm { eps: 1e-5 }).unwrap();
+        let xn = t.apply_op1(Normalize { eps: 1e-5 }).unwrap();
+        check(ln, add_bias(&row_scale(&xn, wt).unwrap(), bt).unwrap());
+        let geglu = t.apply_op2(bt, GeGlu).unwrap();
+        let u = add_bias(t, bt).unwrap();
+        let (a, gate) = (u.narrow(1, 0, 5).unwrap(), u.narrow(1, 5, 5).unwrap());
+        let old = (a * gate.contiguous().unwrap().apply_op1(Gelu).unwrap()).unwrap();
+        check(geglu, old);
+    }
+
+    /// The fused ops and their gradients agree with candle's composed ones.
+    #[test]
+    fn fused_ops_match_composed_ops_and_gradients() {
+        let dev = Device::Cpu;
+        let mut g = crate::rng::SplitMix64::new(4);
+        let data: Vec<f32> = (0..6 * 10).map(|_| g.normal(2.0)).collect();
+        let w: Vec<f32> = (0..6 * 10).map(|_| g.normal(1.0)).collect();
+        let w = Tensor::from_vec(w, (6, 10), &dev).unwrap();
+        let x = Var::from_vec(data, (6, 10), &dev).unwrap();
+        let check = |fused: &Tensor, composed: &Tensor| {
+            let (a, b) = (
+                fused.broadcast_mul(&w).unwrap().sum_all().unwrap(),
+                composed.broadcast_mul(&w).unwrap().sum_all().unwrap(),
+            );
+            let (ga, gb) = (a.backward().unwrap(), b.backward().unwrap());
+            let diff = |p: &Tensor, q: &Tensor| {
+                p.sub(q)
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap()
+                    .to_scalar::<f32>()
+                    .unwrap()
+            };
+            assert!(diff(fused, composed) < 1e-5, "values differ");
+            assert!(
+                diff(
+                    ga.get(x.as_tensor()).unwrap(),
+                    gb.get(x.as_tensor()).unwrap()
+                ) < 1e-4,
+                "gradients differ"
+            );
+        };
+        let t = x.as_tensor();
+        check(&t.apply_op1(Gelu).unwrap(), &t.gelu_erf().unwrap());
+        let mean = t.mean_keepdim(D::Minus1).unwrap();
+        let xc = t.broadcast_sub(&mean).unwrap();
+        let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+        let composed = xc
+            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
+            .unwrap();
+        check(&t.apply_op1(Normalize { eps: 1e-5 }).unwrap(), &composed);
+        // Row ops: gradients flow to both operands and match broadcasting ops.
+        let v = Var::from_vec(
+            (0..10).map(|i| i as f32 * 0.3 - 1.0).collect::<Vec<f32>>(),
+            10,
+            &dev,
+        )
+        .unwrap();
+        for (fused, composed) in [
+            (
+                add_bias(t, v.as_tensor()).unwrap(),
+                t.broadcast_add(v.as_tensor()).unwrap(),
+            ),
+            (
+                row_scale(t, v.as_tensor()).unwrap(),
+                t.broadcast_mul(v.as_tensor()).unwrap(),
+            ),
+        ] {
+            let ga = fused
+                .broadcast_mul(&w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gb = composed
+                .broadcast_mul(&w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for p in [t, v.as_tensor()] {
+                let d = ga
+                    .get(p)
+                    .unwrap()
+                    .sub(gb.get(p).unwrap())
+                    .unwrap()
+                    .abs()
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .max(0)
+                    .unwrap();
+                assert!(d.to_scalar::<f32>().unwrap() < 1e-4);
+            }
+        }
+    }
+}

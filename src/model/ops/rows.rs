@@ -1,0 +1,165 @@
+//! Row-wise ops on (rows, n) matrices with an (n) vector: bias add and gain,
+//! with the column sums their gradients need.
+
+use super::slice;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+
+/// Sums the rows of a contiguous (rows, n) matrix into n values, in row order.
+/// candle's own reduction over a leading dimension does an index division per
+/// element; bias and gain gradients are exactly this reduction.
+pub(super) struct ColSum;
+
+impl CustomOp1 for ColSum {
+    fn name(&self) -> &'static str {
+        "colsum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l)?;
+        let n = *l.shape().dims().last().unwrap_or(&1);
+        let mut out = vec![0f32; n];
+        for row in x.chunks_exact(n) {
+            for (o, &v) in out.iter_mut().zip(row) {
+                *o += v;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(n)))
+    }
+}
+
+/// Column sums of the elementwise product of two (rows, n) matrices.
+pub(super) struct ColSumProd;
+
+impl CustomOp2 for ColSumProd {
+    fn name(&self) -> &'static str {
+        "colsum-prod"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (a, b) = (slice(s1, l1)?, slice(s2, l2)?);
+        let n = *l1.shape().dims().last().unwrap_or(&1);
+        let mut out = vec![0f32; n];
+        for (ra, rb) in a.chunks_exact(n).zip(b.chunks_exact(n)) {
+            for ((o, &x), &y) in out.iter_mut().zip(ra).zip(rb) {
+                *o += x * y;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(n)))
+    }
+}
+
+/// Applies `f(row_value, vec_value)` along rows: (rows, n) with (n) -> (rows, n).
+fn row_map(
+    s1: &CpuStorage,
+    l1: &Layout,
+    s2: &CpuStorage,
+    l2: &Layout,
+    f: impl Fn(f32, f32) -> f32,
+) -> Result<(CpuStorage, Shape)> {
+    let (x, v) = (slice(s1, l1)?, slice(s2, l2)?);
+    let n = v.len();
+    let mut out = vec![0f32; x.len()];
+    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        for ((o, &a), &b) in or.iter_mut().zip(xr).zip(v) {
+            *o = f(a, b);
+        }
+    }
+    Ok((CpuStorage::F32(out), l1.shape().clone()))
+}
+
+/// x + b for x of shape (rows, n) and b of shape (n).
+pub struct AddBias;
+
+impl CustomOp2 for AddBias {
+    fn name(&self) -> &'static str {
+        "add-bias"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        row_map(s1, l1, s2, l2, |a, b| a + b)
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        _b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?;
+        Ok((Some(g.clone()), Some(g.apply_op1_no_bwd(&ColSum)?)))
+    }
+}
+
+/// x * w for x of shape (rows, n) and w of shape (n).
+pub struct RowScale;
+
+impl CustomOp2 for RowScale {
+    fn name(&self) -> &'static str {
+        "row-scale"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        row_map(s1, l1, s2, l2, |a, b| a * b)
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?;
+        let gx = g.apply_op2_no_bwd(w, &RowScale)?;
+        let gw = g.apply_op2_no_bwd(&x.contiguous()?, &ColSumProd)?;
+        Ok((Some(gx), Some(gw)))
+    }
+}
+
+/// Applies a (rows, n) x (n) op to `x` of any rank by flattening its leading
+/// dimensions; other devices use candle's broadcasting `fallback`.
+fn rowwise(
+    x: &Tensor,
+    v: &Tensor,
+    op: impl CustomOp2 + Send + Sync + 'static,
+    fallback: fn(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    if !x.device().is_cpu() {
+        return fallback(x, v);
+    }
+    let dims = x.dims().to_vec();
+    let n = *dims.last().unwrap_or(&1);
+    x.contiguous()?
+        .reshape(((), n))?
+        .apply_op2(v, op)?
+        .reshape(dims)
+}
+
+/// `x (.., n) + b (n)`, with a fast bias gradient on the CPU.
+pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    rowwise(x, b, AddBias, |x, b| x.broadcast_add(b))
+}
+
+/// `x (.., n) * w (n)`, with a fast weight gradient on the CPU.
+pub fn row_scale(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    rowwise(x, w, RowScale, |x, w| x.broadcast_mul(w))
+}
