@@ -342,6 +342,40 @@ mod tests {
         }
     }
 
+    /// Everything a GPU model runs differently, run on the CPU: candle's
+    /// composed ops instead of the fused kernels, AdamW as tensor ops, the
+    /// device quantiser and several coder threads. It round-trips, and codes
+    /// about as well as the CPU path (the two compute slightly different bits).
+    #[test]
+    fn gpu_code_paths_roundtrip_on_the_cpu() {
+        let p = tiny();
+        let mut g = crate::rng::SplitMix64::new(12);
+        let data: Vec<u8> = (0..p.lanes as usize * 300)
+            .map(|_| b"a lane of text "[(g.next_u64() % 15) as usize])
+            .collect();
+        let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
+        let size = |gpu: bool| -> usize {
+            crate::model::gpu_paths_on_this_thread(gpu);
+            let q = if gpu {
+                Quantiser::Device
+            } else {
+                Quantiser::Host
+            };
+            let mut m = Model::new(&p, &Device::Cpu).unwrap();
+            let s = encode_with(&mut m, lay, &data, 3, q, &mut |_| {}).unwrap();
+            let mut m = Model::new(&p, &Device::Cpu).unwrap();
+            let mut out = vec![0u8; lay.body()];
+            decode_with(&mut m, lay, &s, &mut out, 2, q, &mut |_| {}).unwrap();
+            assert_eq!(out, data[..lay.body()]);
+            s.iter().map(Vec::len).sum()
+        };
+        let (gpu, cpu) = (size(true), size(false));
+        assert!(
+            gpu.abs_diff(cpu) * 50 <= cpu,
+            "gpu paths {gpu} bytes, cpu {cpu}"
+        );
+    }
+
     /// The GPU path's quantiser, run on the CPU: it round-trips, with any number
     /// of coder threads, and codes about as well as the host quantiser.
     #[test]

@@ -26,8 +26,7 @@ pub struct AdamW {
 }
 
 /// One parameter's moments: host slices for the fused CPU op, or device tensors
-/// for the tensor-op path (parameters off the CPU, or every parameter when
-/// built with [`AdamW::with_tensor_ops`]).
+/// for the tensor-op path (parameters off the CPU, see `fused_kernels`).
 enum State {
     Host(RefCell<Moments>),
     Device { m: Tensor, v: Tensor },
@@ -104,20 +103,9 @@ impl InplaceOp2 for Update<'_> {
 impl AdamW {
     /// Zero moments for every parameter in `vars`.
     pub fn new(p: &Preset, vars: &[(String, Var)]) -> Result<Self> {
-        Self::build(p, vars, false)
-    }
-
-    /// Like [`AdamW::new`], but every parameter takes the tensor-op path that
-    /// non-CPU devices use, so that path is tested on machines without a GPU.
-    #[cfg(test)]
-    pub fn with_tensor_ops(p: &Preset, vars: &[(String, Var)]) -> Result<Self> {
-        Self::build(p, vars, true)
-    }
-
-    fn build(p: &Preset, vars: &[(String, Var)], tensor_ops: bool) -> Result<Self> {
         let mut state = Vec::with_capacity(vars.len());
         for (_, v) in vars {
-            state.push(if tensor_ops || !v.device().is_cpu() {
+            state.push(if !crate::model::fused_kernels(v.device()) {
                 State::Device {
                     m: v.zeros_like()?,
                     v: v.zeros_like()?,
@@ -210,11 +198,10 @@ mod tests {
         let var =
             Var::from_tensor(&Tensor::new(&[1.0f32, -2.0, 0.5], &Device::Cpu).unwrap()).unwrap();
         let vars = vec![("x".to_string(), var.clone())];
-        let mut opt = if tensor_ops {
-            AdamW::with_tensor_ops(&p, &vars).unwrap()
-        } else {
-            AdamW::new(&p, &vars).unwrap()
-        };
+        // The path is chosen per parameter when the optimizer is built.
+        crate::model::gpu_paths_on_this_thread(tensor_ops);
+        let mut opt = AdamW::new(&p, &vars).unwrap();
+        crate::model::gpu_paths_on_this_thread(false);
         // loss = sum(x^2) -> grad 2x.
         let mut expect = vec![1.0f64, -2.0, 0.5];
         let (mut m, mut v) = (vec![0f64; 3], vec![0f64; 3]);

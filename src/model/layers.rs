@@ -116,7 +116,7 @@ impl LayerNorm {
 
     /// Normalises the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
+        if super::fused_kernels(x.device()) {
             let dims = x.dims().to_vec();
             let ln = super::ops::LayerNorm { eps: 1e-5 };
             return x
@@ -150,7 +150,7 @@ impl GeGlu {
 
     /// Applies the unit to a (batch, in) matrix.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
+        if super::fused_kernels(x.device()) {
             let xw = x.matmul(&self.proj.w)?;
             return xw.apply_op2(&self.proj.b, super::ops::GeGlu);
         }
@@ -163,7 +163,7 @@ impl GeGlu {
 
 /// Exact GELU: the fused kernel on the CPU, candle's op elsewhere.
 pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if x.device().is_cpu() {
+    if super::fused_kernels(x.device()) {
         x.contiguous()?.apply_op1(super::ops::Gelu)
     } else {
         x.gelu_erf()

@@ -26,6 +26,29 @@ mod adamw;
 pub mod layers;
 mod ops;
 
+/// Whether tensors on `dev` take fade's fused CPU kernels (layer ops and
+/// AdamW). Other devices run candle's composed ops instead; tests can ask for
+/// those on the CPU too ([`gpu_paths_on_this_thread`]), so the code a GPU runs
+/// is tested on machines without one.
+pub(crate) fn fused_kernels(dev: &Device) -> bool {
+    #[cfg(test)]
+    if GPU_PATHS.with(std::cell::Cell::get) {
+        return false;
+    }
+    dev.is_cpu()
+}
+
+#[cfg(test)]
+thread_local! {
+    static GPU_PATHS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Makes models built and run on this thread take the non-CPU code paths.
+#[cfg(test)]
+pub(crate) fn gpu_paths_on_this_thread(on: bool) {
+    GPU_PATHS.with(|c| c.set(on));
+}
+
 use crate::preset::{GlobalRead, Preset};
 use adamw::AdamW;
 use candle_core::{DType, Device, Result, Tensor, D};

@@ -143,7 +143,7 @@ fn rowwise(
     op: impl CustomOp2 + Send + Sync + 'static,
     fallback: fn(&Tensor, &Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
-    if !x.device().is_cpu() {
+    if !crate::model::fused_kernels(x.device()) {
         return fallback(x, v);
     }
     let dims = x.dims().to_vec();
