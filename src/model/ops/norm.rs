@@ -1,11 +1,15 @@
-//! Layer norm: the plain normalisation, and the whole layer with gain and
-//! bias as one graph node.
+//! Layer norm with gain and bias as one graph node, and (for tests) the plain
+//! normalisation it replaced.
 
-use super::rows::{ColSum, ColSumProd};
+use super::rows::ColSum;
 use super::slice;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
+#[cfg(test)]
+use candle_core::{CustomOp1, CustomOp2};
 
-/// (x - mean) / sqrt(var + eps) over the last dimension (no affine part).
+/// (x - mean) / sqrt(var + eps) over the last dimension (no affine part). The
+/// model used it before [`LayerNorm`]; tests keep it as the reference.
+#[cfg(test)]
 pub struct Normalize {
     pub eps: f32,
 }
@@ -17,6 +21,7 @@ fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
+#[cfg(test)]
 impl CustomOp1 for Normalize {
     fn name(&self) -> &'static str {
         "fused-normalize"
@@ -43,10 +48,12 @@ impl CustomOp1 for Normalize {
     }
 }
 
+#[cfg(test)]
 struct NormalizeBwd {
     eps: f32,
 }
 
+#[cfg(test)]
 impl CustomOp2 for NormalizeBwd {
     fn name(&self) -> &'static str {
         "fused-normalize-bwd"
@@ -62,30 +69,29 @@ impl CustomOp2 for NormalizeBwd {
         let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
         let d = *l1.shape().dims().last().unwrap_or(&1);
         let mut dx = vec![0f32; x.len()];
-        normalize_bwd(x, g, d, self.eps, &mut dx);
+        for ((xr, gr), dr) in x
+            .chunks_exact(d)
+            .zip(g.chunks_exact(d))
+            .zip(dx.chunks_exact_mut(d))
+        {
+            normalize_bwd_row(xr, gr, row_stats(xr, self.eps), dr);
+        }
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
 
-/// dx = inv * (g - mean(g) - xhat * mean(g * xhat)) for rows of length `d`.
-fn normalize_bwd(x: &[f32], g: &[f32], d: usize, eps: f32, dx: &mut [f32]) {
-    let n = d as f32;
-    for ((xr, gr), dr) in x
-        .chunks_exact(d)
-        .zip(g.chunks_exact(d))
-        .zip(dx.chunks_exact_mut(d))
-    {
-        let (mean, inv) = row_stats(xr, eps);
-        let mut sg = 0f32;
-        let mut sgx = 0f32;
-        for (&v, &gv) in xr.iter().zip(gr) {
-            sg += gv;
-            sgx += gv * (v - mean) * inv;
-        }
-        let (mg, mgx) = (sg / n, sgx / n);
-        for ((o, &v), &gv) in dr.iter_mut().zip(xr).zip(gr) {
-            *o = inv * (gv - mg - (v - mean) * inv * mgx);
-        }
+/// One row of dx = inv * (g - mean(g) - xhat * mean(g * xhat)).
+fn normalize_bwd_row(xr: &[f32], gr: &[f32], (mean, inv): (f32, f32), dr: &mut [f32]) {
+    let n = xr.len() as f32;
+    let mut sg = 0f32;
+    let mut sgx = 0f32;
+    for (&v, &gv) in xr.iter().zip(gr) {
+        sg += gv;
+        sgx += gv * (v - mean) * inv;
+    }
+    let (mg, mgx) = (sg / n, sgx / n);
+    for ((o, &v), &gv) in dr.iter_mut().zip(xr).zip(gr) {
+        *o = inv * (gv - mg - (v - mean) * inv * mgx);
     }
 }
 
@@ -132,14 +138,20 @@ impl CustomOp3 for LayerNorm {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let g = grad.contiguous()?;
-        let dx = x.apply_op3_no_bwd(w, &g, &LayerNormBwd { eps: self.eps })?;
-        let xhat = x.apply_op1_no_bwd(&Normalize { eps: self.eps })?;
-        let dw = g.apply_op2_no_bwd(&xhat, &ColSumProd)?;
+        let rows = x.dim(0)?;
+        // One pass gives dx (rows x n) with the gain's gradient as an extra row.
+        let both = x.apply_op3_no_bwd(w, &g, &LayerNormBwd { eps: self.eps })?;
+        let dx = both.narrow(0, 0, rows)?;
+        let dw = both.narrow(0, rows, 1)?.flatten_all()?;
         let db = g.apply_op1_no_bwd(&ColSum)?;
         Ok((Some(dx), Some(dw), Some(db)))
     }
 }
 
+/// The backward pass of [`LayerNorm`]: for x, w and the output gradient g,
+/// rows of dx followed by one row of dw = sum over rows of g * xhat. Each row's
+/// statistics are computed once; the operations are those of the graph
+/// Normalize, RowScale, AddBias ran, so the bits are the same.
 struct LayerNormBwd {
     eps: f32,
 }
@@ -160,16 +172,26 @@ impl CustomOp3 for LayerNormBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, g) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let d = w.len();
-        // The gradient reaching xhat, as candle's graph accumulated it onto
-        // zeros (`+ 0.0` turns -0 into +0).
-        let mut gx = vec![0f32; g.len()];
-        for (gr, or) in g.chunks_exact(d).zip(gx.chunks_exact_mut(d)) {
-            for ((o, &gv), &wv) in or.iter_mut().zip(gr).zip(w) {
+        let rows = x.len() / d;
+        let mut out = vec![0f32; x.len() + d];
+        let (dx, dw) = out.split_at_mut(x.len());
+        let mut gx = vec![0f32; d];
+        for ((xr, gr), dr) in x
+            .chunks_exact(d)
+            .zip(g.chunks_exact(d))
+            .zip(dx.chunks_exact_mut(d))
+        {
+            let (mean, inv) = row_stats(xr, self.eps);
+            // The gradient reaching xhat, as candle's graph accumulated it
+            // onto zeros (`+ 0.0` turns -0 into +0).
+            for ((o, &gv), &wv) in gx.iter_mut().zip(gr).zip(w) {
                 *o = gv * wv + 0.0;
             }
+            normalize_bwd_row(xr, &gx, (mean, inv), dr);
+            for ((o, &gv), &v) in dw.iter_mut().zip(gr).zip(xr) {
+                *o += gv * ((v - mean) * inv);
+            }
         }
-        let mut dx = vec![0f32; x.len()];
-        normalize_bwd(x, &gx, d, self.eps, &mut dx);
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+        Ok((CpuStorage::F32(out), Shape::from((rows + 1, d))))
     }
 }
