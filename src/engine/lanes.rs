@@ -318,28 +318,53 @@ mod tests {
         }
     }
 
+    /// `lanes * per_lane` bytes drawn from `alphabet`, and their layout.
+    fn sample(p: &Preset, per_lane: usize, seed: u64, alphabet: &[u8]) -> (Layout, Vec<u8>) {
+        let mut g = crate::rng::SplitMix64::new(seed);
+        let n = alphabet.len() as u64;
+        let data: Vec<u8> = (0..p.lanes as usize * per_lane)
+            .map(|_| alphabet[(g.next_u64() % n) as usize])
+            .collect();
+        let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
+        (lay, data)
+    }
+
+    /// The lane streams of `data`, coded by a fresh model.
+    fn streams(p: &Preset, lay: Layout, data: &[u8], workers: usize, q: Quantiser) -> Vec<Vec<u8>> {
+        let mut m = Model::new(p, &Device::Cpu).unwrap();
+        encode_with(&mut m, lay, data, workers, q, &mut |_| {}).unwrap()
+    }
+
+    /// Decodes `s` with a fresh model for each coder-thread count in
+    /// `workers` and checks that every one gives back `data`.
+    fn assert_decodes(
+        p: &Preset,
+        lay: Layout,
+        data: &[u8],
+        s: &[Vec<u8>],
+        workers: &[usize],
+        q: Quantiser,
+    ) {
+        for &w in workers {
+            let mut m = Model::new(p, &Device::Cpu).unwrap();
+            let mut out = vec![0u8; lay.body()];
+            decode_with(&mut m, lay, s, &mut out, w, q, &mut |_| {}).unwrap();
+            assert_eq!(out, data[..lay.body()]);
+        }
+    }
+
+    fn size(s: &[Vec<u8>]) -> usize {
+        s.iter().map(Vec::len).sum()
+    }
+
     #[test]
     fn coder_thread_count_never_changes_the_streams() {
         let p = tiny();
-        let mut g = crate::rng::SplitMix64::new(5);
-        let data: Vec<u8> = (0..p.lanes as usize * 40)
-            .map(|_| b"abcab"[(g.next_u64() % 5) as usize])
-            .collect();
-        let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
-        let mut streams = Vec::new();
-        for workers in [1, 3] {
-            let mut m = Model::new(&p, &Device::Cpu).unwrap();
-            let q = Quantiser::Host;
-            streams.push(encode_with(&mut m, lay, &data, workers, q, &mut |_| {}).unwrap());
-        }
-        assert_eq!(streams[0], streams[1]);
-        for workers in [1, 3] {
-            let mut m = Model::new(&p, &Device::Cpu).unwrap();
-            let mut out = vec![0u8; lay.body()];
-            let q = Quantiser::Host;
-            decode_with(&mut m, lay, &streams[0], &mut out, workers, q, &mut |_| {}).unwrap();
-            assert_eq!(out, data[..lay.body()]);
-        }
+        let (lay, data) = sample(&p, 40, 5, b"abcab");
+        let q = Quantiser::Host;
+        let (one, three) = (streams(&p, lay, &data, 1, q), streams(&p, lay, &data, 3, q));
+        assert_eq!(one, three);
+        assert_decodes(&p, lay, &data, &one, &[1, 3], q);
     }
 
     /// Everything a GPU model runs differently, run on the CPU: candle's
@@ -349,27 +374,19 @@ mod tests {
     #[test]
     fn gpu_code_paths_roundtrip_on_the_cpu() {
         let p = tiny();
-        let mut g = crate::rng::SplitMix64::new(12);
-        let data: Vec<u8> = (0..p.lanes as usize * 300)
-            .map(|_| b"a lane of text "[(g.next_u64() % 15) as usize])
-            .collect();
-        let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
-        let size = |gpu: bool| -> usize {
+        let (lay, data) = sample(&p, 300, 12, b"a lane of text ");
+        let coded = |gpu: bool| -> usize {
             crate::model::gpu_paths_on_this_thread(gpu);
             let q = if gpu {
                 Quantiser::Device
             } else {
                 Quantiser::Host
             };
-            let mut m = Model::new(&p, &Device::Cpu).unwrap();
-            let s = encode_with(&mut m, lay, &data, 3, q, &mut |_| {}).unwrap();
-            let mut m = Model::new(&p, &Device::Cpu).unwrap();
-            let mut out = vec![0u8; lay.body()];
-            decode_with(&mut m, lay, &s, &mut out, 2, q, &mut |_| {}).unwrap();
-            assert_eq!(out, data[..lay.body()]);
-            s.iter().map(Vec::len).sum()
+            let s = streams(&p, lay, &data, 3, q);
+            assert_decodes(&p, lay, &data, &s, &[2], q);
+            size(&s)
         };
-        let (gpu, cpu) = (size(true), size(false));
+        let (gpu, cpu) = (coded(true), coded(false));
         assert!(
             gpu.abs_diff(cpu) * 50 <= cpu,
             "gpu paths {gpu} bytes, cpu {cpu}"
@@ -381,23 +398,13 @@ mod tests {
     #[test]
     fn device_quantiser_roundtrips_and_costs_about_the_same() {
         let p = tiny();
-        let mut g = crate::rng::SplitMix64::new(9);
-        let data: &[u8] = &(0..p.lanes as usize * 400)
-            .map(|_| b"the cat sat "[(g.next_u64() % 12) as usize])
-            .collect::<Vec<u8>>();
-        let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
-        let size = |q| -> usize {
-            let mut m = Model::new(&p, &Device::Cpu).unwrap();
-            let s = encode_with(&mut m, lay, data, 2, q, &mut |_| {}).unwrap();
-            for workers in [1, 3] {
-                let mut m = Model::new(&p, &Device::Cpu).unwrap();
-                let mut out = vec![0u8; lay.body()];
-                decode_with(&mut m, lay, &s, &mut out, workers, q, &mut |_| {}).unwrap();
-                assert_eq!(out, data[..lay.body()]);
-            }
-            s.iter().map(Vec::len).sum()
+        let (lay, data) = sample(&p, 400, 9, b"the cat sat ");
+        let coded = |q| -> usize {
+            let s = streams(&p, lay, &data, 2, q);
+            assert_decodes(&p, lay, &data, &s, &[1, 3], q);
+            size(&s)
         };
-        let (host, device) = (size(Quantiser::Host), size(Quantiser::Device));
+        let (host, device) = (coded(Quantiser::Host), coded(Quantiser::Device));
         assert!(
             host.abs_diff(device) * 100 <= host,
             "host {host} bytes, device {device}"

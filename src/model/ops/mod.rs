@@ -35,6 +35,12 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor, Var, D};
 
+    /// The largest absolute difference between two tensors.
+    fn max_diff(p: &Tensor, q: &Tensor) -> f32 {
+        let d = p.sub(q).unwrap().abs().unwrap().flatten_all().unwrap();
+        d.max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
     /// Bits of a tensor, so that -0 and +0 differ.
     fn bits(t: &Tensor) -> Vec<u32> {
         let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
@@ -110,21 +116,9 @@ mod tests {
                 composed.broadcast_mul(&w).unwrap().sum_all().unwrap(),
             );
             let (ga, gb) = (a.backward().unwrap(), b.backward().unwrap());
-            let diff = |p: &Tensor, q: &Tensor| {
-                p.sub(q)
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-            };
-            assert!(diff(fused, composed) < 1e-5, "values differ");
+            assert!(max_diff(fused, composed) < 1e-5, "values differ");
             assert!(
-                diff(
+                max_diff(
                     ga.get(x.as_tensor()).unwrap(),
                     gb.get(x.as_tensor()).unwrap()
                 ) < 1e-4,
@@ -157,33 +151,10 @@ mod tests {
                 t.broadcast_mul(v.as_tensor()).unwrap(),
             ),
         ] {
-            let ga = fused
-                .broadcast_mul(&w)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let gb = composed
-                .broadcast_mul(&w)
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let grads = |y: &Tensor| y.broadcast_mul(&w).unwrap().sum_all().unwrap().backward();
+            let (ga, gb) = (grads(&fused).unwrap(), grads(&composed).unwrap());
             for p in [t, v.as_tensor()] {
-                let d = ga
-                    .get(p)
-                    .unwrap()
-                    .sub(gb.get(p).unwrap())
-                    .unwrap()
-                    .abs()
-                    .unwrap()
-                    .flatten_all()
-                    .unwrap()
-                    .max(0)
-                    .unwrap();
-                assert!(d.to_scalar::<f32>().unwrap() < 1e-4);
+                assert!(max_diff(ga.get(p).unwrap(), gb.get(p).unwrap()) < 1e-4);
             }
         }
     }
