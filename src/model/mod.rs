@@ -26,6 +26,11 @@ mod adamw;
 pub mod layers;
 mod ops;
 
+use crate::preset::{GlobalRead, Preset};
+use adamw::AdamW;
+use candle_core::{DType, Device, Result, Tensor, D};
+use layers::{gelu, DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
+
 /// Whether tensors on `dev` take fade's fused CPU kernels (layer ops and
 /// AdamW). Other devices run candle's composed ops instead; tests can ask for
 /// those on the CPU too ([`gpu_paths_on_this_thread`]), so the code a GPU runs
@@ -48,11 +53,6 @@ thread_local! {
 pub(crate) fn gpu_paths_on_this_thread(on: bool) {
     GPU_PATHS.with(|c| c.set(on));
 }
-
-use crate::preset::{GlobalRead, Preset};
-use adamw::AdamW;
-use candle_core::{DType, Device, Result, Tensor, D};
-use layers::{gelu, DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
 
 enum Global {
     Linear {
