@@ -481,4 +481,23 @@ mod tests {
             }
         }
     }
+
+    /// Quantisation gives the same tables at every vector level as at baseline.
+    #[test]
+    fn every_simd_path_gives_the_baseline_tables() {
+        use crate::simd::{supported, with_level, Level};
+        let mut g = crate::rng::SplitMix64::new(11);
+        for spread in [0.01, 1.0, 8.0, 40.0] {
+            let logits: Vec<f32> = (0..256).map(|_| g.normal(spread)).collect();
+            let run = || {
+                let mut cdf = [0u32; 257];
+                quantize(&logits, &mut cdf);
+                cdf
+            };
+            let want = with_level(Level::Baseline, run);
+            for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
+                assert_eq!(with_level(l, run), want, "{l:?}, spread {spread}");
+            }
+        }
+    }
 }

@@ -1,10 +1,10 @@
-//! Container format v1: frames, blocks and their checksums.
+//! Container format v2: frames, blocks and their checksums.
 //!
 //! ```text
 //! file    = frame+                      (concatenated frames decode to concatenated content)
 //! frame   = header block* end
 //! header  = magic[4] = 89 'F' 'D' 'E'   (non-text first byte, like PNG)
-//!           version u8 = 1
+//!           version u8 = 2
 //!           flags u8                     bit 0: content checksum present; bits 1-7 reserved, zero
 //!           params_len u16
 //!           params[params_len]           preset (see Preset::write_to), device class u8,
@@ -28,7 +28,7 @@ use xxhash_rust::xxh32::xxh32;
 /// First bytes of every frame.
 pub const MAGIC: [u8; 4] = [0x89, b'F', b'D', b'E'];
 /// The format version this build writes and reads.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 const FLAG_CONTENT_CHECK: u8 = 1;
 
 /// Block kinds.

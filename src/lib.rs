@@ -17,7 +17,7 @@ pub mod math;
 pub mod model;
 pub mod preset;
 pub mod rng;
-mod simd;
+pub mod simd;
 
 pub use error::{Error, Result};
 pub use preset::Preset;

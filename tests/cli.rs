@@ -346,20 +346,6 @@ fn bit_flips_in_header_and_body_are_caught() {
 }
 
 #[test]
-fn golden_files_of_format_v1_still_decode() {
-    let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
-    let want = std::fs::read(golden.join("sample.txt")).unwrap();
-    for name in ["sample.tiny.fade", "sample.default.fade"] {
-        let got = ok(fade(&[
-            "decompress",
-            "-c",
-            golden.join(name).to_str().unwrap(),
-        ]));
-        assert!(got == want, "{name} decodes differently");
-    }
-}
-
-#[test]
 fn level_flags_pick_steps_of_the_preset_ladder() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("a");

@@ -43,30 +43,42 @@ fn device_name(c: DeviceClass) -> &'static str {
     }
 }
 
-/// Hash of a canary computation: the fresh model's logits on a fixed context,
-/// plus a few transcendental functions. Two devices with equal fingerprints
-/// compute the same numbers for this preset; a decoder whose fingerprint differs
-/// from the encoder's would drift and corrupt the output, so it refuses early.
-pub fn fingerprint(model: &Model, p: &Preset) -> Result<u64> {
+/// Hash of a canary run: two whole training steps (forward, quantised tables,
+/// cross-entropy backward, AdamW update) and a third forward of a fresh model of
+/// this preset on a few lanes of fixed bytes. Every kernel a step uses runs on
+/// its real shapes (only the lane count is smaller), so a machine that would
+/// compute any part of a step differently is refused before any work with
+/// "device mismatch", never mid-file with "corrupt data".
+pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
+    let mut canary = p.clone();
+    canary.lanes = p.lanes.min(3);
+    let mut model = Model::new(&canary, device)?;
+    let (b, t) = (canary.lanes as usize, canary.context as usize);
     let mut g = SplitMix64::new(0xFADE_F1A6);
-    let ctx: Vec<u8> = (0..p.lanes * p.context)
-        .map(|_| g.next_u64() as u8)
-        .collect();
     let mut h = Xxh3::new();
-    let step = model.forward(&ctx)?;
-    for l in step.logits()? {
-        h.update(&l.to_bits().to_le_bytes());
-    }
-    // Off the CPU the device also quantises (see `lanes::Quantiser`). The CPU's
-    // fingerprint stays as it was, so older CPU files still decode.
-    if lanes::Quantiser::for_device(model.device()) == lanes::Quantiser::Device {
-        for f in step.floors()? {
-            h.update(&f.to_le_bytes());
+    let quantiser = lanes::Quantiser::for_device(device);
+    for round in 0..3 {
+        let ctx: Vec<u8> = (0..b * t).map(|_| g.next_u64() as u8).collect();
+        let targets: Vec<u8> = (0..b).map(|_| g.next_u64() as u8).collect();
+        let step = model.forward(&ctx)?;
+        for l in step.logits()? {
+            h.update(&l.to_bits().to_le_bytes());
         }
-    }
-    for x in [0.1f32, 0.7, 1.3, 2.9, -3.7, 17.5] {
-        for y in [x.exp(), x.abs().ln(), x.tanh(), x.sqrt()] {
-            h.update(&y.to_bits().to_le_bytes());
+        if quantiser == lanes::Quantiser::Device {
+            for f in step.floors()? {
+                h.update(&f.to_le_bytes());
+            }
+        } else {
+            let mut cdf = [0u32; 257];
+            for row in step.logits()?.chunks_exact(256) {
+                crate::coder::quantize(row, &mut cdf);
+                for c in cdf {
+                    h.update(&c.to_le_bytes());
+                }
+            }
+        }
+        if round < 2 {
+            model.learn(step, &targets)?;
         }
     }
     Ok(h.digest())
@@ -89,7 +101,7 @@ impl<W: Write> Compressor<W> {
             preset: preset.clone(),
             content_check: true,
             device: device_class(device),
-            fingerprint: fingerprint(&model, preset)?,
+            fingerprint: fingerprint(preset, device)?,
         };
         header.write(&mut out)?;
         Ok(Self {
@@ -268,7 +280,7 @@ fn decode_frame<R: Read, W: Write>(
     let p = &h.preset;
     let mut model = Model::new(p, device)?;
     let class = device_class(device);
-    if class != h.device || fingerprint(&model, p)? != h.fingerprint {
+    if class != h.device || fingerprint(p, device)? != h.fingerprint {
         return Err(Error::Device(format!(
             "this {} computes differently from the {} that wrote the file; decompress on the same kind of {} (and build) as the encoder",
             device_name(class),
@@ -335,4 +347,28 @@ pub fn scan<R: Read>(input: &mut R) -> Result<(FrameHeader, usize, u64)> {
         first_header.get_or_insert(h);
     }
     Ok((first_header.expect("at least one frame"), frames, content))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{supported, with_level, Level};
+
+    /// The canary of every built-in preset hashes the same at every vector
+    /// level this machine runs (baseline uses software FMA), and the hash
+    /// depends on the preset.
+    #[test]
+    fn fingerprints_agree_at_every_vector_level() {
+        let mut seen = Vec::new();
+        for name in Preset::builtin_names() {
+            let p = Preset::load(name).unwrap();
+            let want = with_level(Level::Baseline, || fingerprint(&p, &Device::Cpu).unwrap());
+            for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
+                let got = with_level(l, || fingerprint(&p, &Device::Cpu).unwrap());
+                assert_eq!(got, want, "{name} at {l:?}");
+            }
+            assert!(!seen.contains(&want), "{name} shares a fingerprint");
+            seen.push(want);
+        }
+    }
 }

@@ -227,4 +227,41 @@ mod tests {
             );
         }
     }
+
+    /// The update computes the same bits at every vector level as at baseline.
+    #[test]
+    fn every_simd_path_gives_the_baseline_bits() {
+        use crate::simd::{supported, with_level, Level};
+        let p = Preset::load("default").unwrap();
+        for n in [1usize, 7, 513, 1024, 4097] {
+            let mut g = crate::rng::SplitMix64::new(n as u64);
+            let mut vals = |s: f64| (0..n).map(|_| g.normal(s)).collect::<Vec<f32>>();
+            let (p0, gr, m0) = (vals(1.0), vals(0.01), vals(0.001));
+            let v0: Vec<f32> = vals(0.0001).iter().map(|x| x * x).collect();
+            let run = || {
+                let moments = RefCell::new(Moments {
+                    m: m0.clone(),
+                    v: v0.clone(),
+                });
+                let u = Update {
+                    moments: &moments,
+                    lr: p.lr,
+                    wd: p.weight_decay,
+                    b1: p.beta1,
+                    b2: p.beta2,
+                    eps: p.eps,
+                    c1: 1.7,
+                    c2: 9.3,
+                };
+                let mut params = p0.clone();
+                u.apply(&mut params, &gr);
+                let m = moments.into_inner();
+                [params, m.m, m.v].map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
+            };
+            let want = with_level(Level::Baseline, run);
+            for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
+                assert!(with_level(l, run) == want, "{l:?} differs at n = {n}");
+            }
+        }
+    }
 }

@@ -94,7 +94,7 @@ impl Linear {
 
     /// Applies the layer to a (batch, in) matrix.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::ops::add_bias(&x.matmul(&self.w)?, &self.b)
+        super::ops::add_bias(&super::ops::matmul(x, &self.w)?, &self.b)
     }
 }
 
@@ -151,7 +151,7 @@ impl GeGlu {
     /// Applies the unit to a (batch, in) matrix.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if super::fused_kernels(x.device()) {
-            let xw = x.matmul(&self.proj.w)?;
+            let xw = super::ops::matmul(x, &self.proj.w)?;
             return xw.apply_op2(&self.proj.b, super::ops::GeGlu);
         }
         let y = self.proj.forward(x)?;

@@ -28,7 +28,7 @@ mod ops;
 
 use crate::preset::{GlobalRead, Preset};
 use adamw::AdamW;
-use candle_core::{DType, Device, Result, Tensor, D};
+use candle_core::{DType, Device, Result, Tensor};
 use layers::{gelu, DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
 
 /// Whether tensors on `dev` take fade's fused CPU kernels (layer ops and
@@ -241,20 +241,20 @@ impl Model {
                 let slots = self.p.cache_slots();
                 let keys = ops::add_bias(&cache, &pos.flatten_all()?)?.reshape((b, slots, s))?;
                 let q = query.forward(&h)?.affine(1.0 / (s as f64).sqrt(), 0.0)?;
-                let scores = keys.matmul(&q.unsqueeze(2)?)?.reshape((b, slots))?;
-                let att = candle_nn::ops::softmax(&scores, D::Minus1)?;
-                let mixed = att.unsqueeze(1)?.matmul(&keys)?.reshape((b, s))?;
+                let scores = ops::matmul(&keys, &q.unsqueeze(2)?)?.reshape((b, slots))?;
+                let att = ops::softmax_last_dim(&scores)?;
+                let mixed = ops::matmul(&att.unsqueeze(1)?, &keys)?.reshape((b, s))?;
                 out.forward(&mixed)?
             }
         };
-        let global = (gelu(&read)? + h.broadcast_mul(&self.global_skip)?)?;
+        let global = (gelu(&read)? + ops::scale(&h, &self.global_skip)?)?;
 
         // Local stream.
         let xl = self.ln_local.forward(&x.reshape((b, t, d))?)?;
         let local = gelu(&self.conv.forward(&xl)?)?.reshape((b, f))?;
 
         // Gated fusion: local + a * (global - local).
-        let a = candle_nn::ops::sigmoid(&self.gate.forward(&h)?)?;
+        let a = ops::sigmoid(&self.gate.forward(&h)?)?;
         let fused = (&local + a.mul(&(global - &local)?)?)?;
 
         // Coarse refiner, per branch with per-lane parameters.
@@ -263,23 +263,18 @@ impl Model {
         for (i, br) in self.branches.iter().enumerate() {
             let xb = fused.narrow(1, i * fb, fb)?;
             let n = br.ln.forward(&xb)?;
-            let z = br
-                .down
-                .forward(&n)?
-                .unsqueeze(1)?
-                .matmul(&br.lane_w)?
-                .squeeze(1)?;
+            let z = ops::matmul(&br.down.forward(&n)?.unsqueeze(1)?, &br.lane_w)?.squeeze(1)?;
             let u = br.up.forward(&z)?;
-            let gate = candle_nn::ops::sigmoid(&br.gate.forward(&n)?)?;
+            let gate = ops::sigmoid(&br.gate.forward(&n)?)?;
             let y = ((u * gate)? + &br.lane_b)?;
-            parts.push((y + xb.broadcast_mul(&br.skip)?)?);
+            parts.push((y + ops::scale(&xb, &br.skip)?)?);
         }
         let coarse = Tensor::cat(&parts, 1)?;
 
         // Fine refiner.
         let n = self.ln_f1.forward(&coarse)?;
         let y = self.ffn_out.forward(&self.ffn_in.forward(&n)?)?;
-        let y = (gelu(&self.ln_f2.forward(&y)?)? + coarse.broadcast_mul(&self.fine_skip)?)?;
+        let y = (gelu(&self.ln_f2.forward(&y)?)? + ops::scale(&coarse, &self.fine_skip)?)?;
         let logits = self.out.forward(&y)?;
         Ok(Step { logits, cache })
     }
@@ -287,10 +282,7 @@ impl Model {
     /// Learns from the true next byte of every lane: one AdamW step on the mean
     /// cross-entropy, then the cache keeps this step's slot.
     pub fn learn(&mut self, step: Step, targets: &[u8]) -> Result<()> {
-        let tg: Vec<u32> = targets.iter().map(|&c| c as u32).collect();
-        let tg = Tensor::from_vec(tg, self.lanes, &self.dev)?;
-        let loss = candle_nn::loss::cross_entropy(&step.logits, &tg)?;
-        let grads = loss.backward()?;
+        let grads = ops::cross_entropy(&step.logits, targets)?.backward()?;
         self.opt.step(&self.store.vars, &grads)?;
         self.cache = step.cache.detach();
         Ok(())
@@ -299,9 +291,7 @@ impl Model {
     /// Gradient norm of every parameter for one step on the given data (for tests).
     pub fn grad_norms(&self, ctx: &[u8], targets: &[u8]) -> Result<Vec<(String, f32)>> {
         let step = self.forward(ctx)?;
-        let tg: Vec<u32> = targets.iter().map(|&c| c as u32).collect();
-        let tg = Tensor::from_vec(tg, self.lanes, &self.dev)?;
-        let grads = candle_nn::loss::cross_entropy(&step.logits, &tg)?.backward()?;
+        let grads = ops::cross_entropy(&step.logits, targets)?.backward()?;
         let mut out = Vec::new();
         for (name, var) in &self.store.vars {
             let n = match grads.get(var.as_tensor()) {

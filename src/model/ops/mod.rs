@@ -10,14 +10,26 @@
 //! - [`gelu`]: GELU and GeGLU, with our own erf.
 //! - [`norm`]: layer norm.
 //! - [`rows`]: bias add and gain along rows, with their column-sum gradients.
+//! - [`matmul`]: matrix products in the canonical order (forward and backward).
+//! - [`prob`]: sigmoid, softmax and cross-entropy with our own exp.
+//!
+//! Together with candle's data movement (narrow, cat, reshape, index_select and
+//! its sequential index_add) and its elementwise add, sub and mul (one IEEE
+//! operation per element), these are every computation of a CPU training step:
+//! no reduction on the model's path is left to code that picks its order at run
+//! time. docs/FORMAT.md specifies each one.
 
 mod gelu;
+pub mod matmul;
 mod norm;
+mod prob;
 mod rows;
 
 pub use gelu::{GeGlu, Gelu};
+pub use matmul::matmul;
 pub use norm::LayerNorm;
-pub use rows::{add_bias, row_scale};
+pub use prob::{cross_entropy, sigmoid, softmax_last_dim};
+pub use rows::{add_bias, row_scale, scale};
 
 use candle_core::{CpuStorage, Layout, Result};
 
@@ -155,6 +167,69 @@ mod tests {
             let (ga, gb) = (grads(&fused).unwrap(), grads(&composed).unwrap());
             for p in [t, v.as_tensor()] {
                 assert!(max_diff(ga.get(p).unwrap(), gb.get(p).unwrap()) < 1e-4);
+            }
+        }
+    }
+
+    /// Every op, forward and backward, computes the same bits at every vector
+    /// level this machine runs as at the baseline one, over awkward shapes.
+    #[test]
+    fn every_simd_path_gives_the_baseline_bits() {
+        use crate::simd::{supported, with_level, Level};
+        let dev = Device::Cpu;
+        let run = |rows: usize, n: usize| -> Vec<Vec<u32>> {
+            let mut g = crate::rng::SplitMix64::new((rows * 7919 + n) as u64);
+            let mut var = |len: usize, dims: &[usize], s: f64| {
+                let v: Vec<f32> = (0..len).map(|_| g.normal(s)).collect();
+                Var::from_vec(v, dims, &dev).unwrap()
+            };
+            let x = var(rows * n, &[rows, n], 3.0);
+            let x2 = var(rows * 2 * n, &[rows, 2 * n], 3.0);
+            let (w, b) = (var(n, &[n], 1.0), var(2 * n, &[2 * n], 1.0));
+            let s = var(1, &[1], 1.0);
+            let up = var(n * 24, &[n, 24], 0.3);
+            let head = var(24 * 256, &[24, 256], 0.3);
+            let ln = x
+                .as_tensor()
+                .apply_op3(
+                    w.as_tensor(),
+                    &b.as_tensor().narrow(0, 0, n).unwrap(),
+                    LayerNorm { eps: 1e-5 },
+                )
+                .unwrap();
+            let gl = x2.as_tensor().apply_op2(b.as_tensor(), GeGlu).unwrap();
+            let y = ((ln.apply_op1(Gelu).unwrap() + gl).unwrap()
+                + scale(
+                    &row_scale(x.as_tensor(), w.as_tensor()).unwrap(),
+                    s.as_tensor(),
+                )
+                .unwrap())
+            .unwrap();
+            let y = (sigmoid(&y).unwrap() * softmax_last_dim(&y).unwrap()).unwrap();
+            let logits = matmul(&matmul(&y, up.as_tensor()).unwrap(), head.as_tensor()).unwrap();
+            let targets: Vec<u8> = (0..rows).map(|r| (r * 37) as u8).collect();
+            let grads = cross_entropy(&logits, &targets)
+                .unwrap()
+                .backward()
+                .unwrap();
+            let mut out = vec![bits(&logits)];
+            for v in [&x, &x2, &w, &b, &s, &up, &head] {
+                out.push(bits(grads.get(v.as_tensor()).unwrap()));
+            }
+            out
+        };
+        for rows in [1usize, 3, 257] {
+            for n in [1usize, 7, 513, 1024, 4097] {
+                if rows * n > 300_000 {
+                    continue;
+                }
+                let want = with_level(Level::Baseline, || run(rows, n));
+                for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
+                    assert!(
+                        with_level(l, || run(rows, n)) == want,
+                        "{l:?} differs, {rows} x {n}"
+                    );
+                }
             }
         }
     }

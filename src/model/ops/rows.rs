@@ -163,3 +163,13 @@ pub fn add_bias(x: &Tensor, b: &Tensor) -> Result<Tensor> {
 pub fn row_scale(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     rowwise(x, w, RowScale, |x, w| x.broadcast_mul(w))
 }
+
+/// `x * s` for a one-element `s`, whose gradient sums over every element of
+/// `x` in order (a learned skip scale).
+pub fn scale(x: &Tensor, s: &Tensor) -> Result<Tensor> {
+    if !crate::model::fused_kernels(x.device()) {
+        return x.broadcast_mul(s);
+    }
+    let dims = x.dims().to_vec();
+    row_scale(&x.reshape((x.elem_count(), 1))?, s)?.reshape(dims)
+}

@@ -1,0 +1,536 @@
+//! Matrix products in one fixed order, the same bits on every machine.
+//!
+//! Every output element is one chain of fused multiply-adds over the shared
+//! dimension in increasing order, starting from +0:
+//!
+//! ```text
+//! C[i][j] = fma(A[i][k-1], B[k-1][j], ... fma(A[i][1], B[1][j], fma(A[i][0], B[0][j], +0)))
+//! ```
+//!
+//! The kernel computes a tile of 6 rows x 16 columns side by side, so any vector
+//! width only changes how many chains advance at once, never a chain's order.
+//! General libraries choose their blocking of the shared dimension (and thus
+//! their summation order) from the cache sizes and their kernel from the CPU,
+//! which is why fade no longer calls them on the model's path. The backward
+//! products use the same kernel: dA = dC B^T (with B^T copied to row-major) and
+//! dB = A^T dC (A read through strides), so they follow the same rule.
+
+use crate::simd::wide_kernel;
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+/// A read-only matrix view: element (i, p) is `data[off + i * rs + p * cs]`.
+#[derive(Clone, Copy)]
+pub struct View<'a> {
+    pub data: &'a [f32],
+    pub off: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+impl View<'_> {
+    /// The element at (i, p), checked.
+    #[cfg(test)]
+    pub fn at(&self, i: usize, p: usize) -> f32 {
+        self.data[self.off + i * self.rs + p * self.cs]
+    }
+
+    /// Whether every element of an `rows x cols` view lies inside `data`.
+    fn covers(&self, rows: usize, cols: usize) -> bool {
+        rows == 0
+            || cols == 0
+            || self.off + (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
+    }
+}
+
+/// C (m x n, row-major, overwritten) = A (m x k) B (k x n) in the canonical
+/// order. Where B's rows are contiguous (`b.cs == 1`) the widest vector level
+/// takes whole column panels (32 or 16 columns at once); the columns left over,
+/// and any product with a strided B, run one chain at a time.
+pub fn gemm(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32]) {
+    assert!(a.covers(m, k) && b.covers(k, n) && c.len() >= m * n);
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the views were checked to cover the product, and `level` only
+    // names instruction sets the CPU runs.
+    let done = unsafe {
+        use crate::simd::Level;
+        match crate::simd::level() {
+            _ if b.cs != 1 => 0,
+            Level::Avx512 => x86::gemm_avx512(m, n, k, a, b, c),
+            Level::Avx2 => x86::gemm_avx2(m, n, k, a, b, c),
+            Level::Baseline => 0,
+        }
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = 0;
+    chains(m, n, k, a, b, c, done);
+}
+
+wide_kernel! {
+    /// Columns `from..n` of C, one chain at a time (B may have any strides).
+    fn chains(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32], from: usize) {
+        if from >= n || k == 0 {
+            for i in 0..m {
+                c[i * n + from..i * n + n].fill(0.0);
+            }
+            return;
+        }
+        // SAFETY: `gemm` checked that both views cover the product.
+        unsafe {
+            let (pa, pb) = (a.data.as_ptr().add(a.off), b.data.as_ptr().add(b.off));
+            for i in 0..m {
+                for j in from..n {
+                    let mut s = 0f32;
+                    for p in 0..k {
+                        s = (*pa.add(i * a.rs + p * a.cs)).mul_add(*pb.add(p * b.rs + j * b.cs), s);
+                    }
+                    c[i * n + j] = s;
+                }
+            }
+        }
+    }
+}
+
+/// Register tiles of R rows x (W vectors) columns, accumulated over p in order
+/// with one FMA per element and step: the canonical chain, several at once.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::View;
+    use std::arch::x86_64::*;
+
+    /// Runs `tile::<R>` over every row of the column panel starting at `j0`.
+    macro_rules! rows {
+        ($tile:ident, $m:expr, $k:expr, $a:expr, $b:expr, $c:expr, $n:expr, $j0:expr) => {{
+            let (m, k, a, b, n, j0) = ($m, $k, $a, $b, $n, $j0);
+            let mut i0 = 0;
+            while i0 < m {
+                let pa = a.data.as_ptr().add(a.off + i0 * a.rs);
+                let pb = b.data.as_ptr().add(b.off + j0);
+                let pc = $c.as_mut_ptr().add(i0 * n + j0);
+                i0 += match m - i0 {
+                    r if r >= 6 => {
+                        $tile::<6>(k, pa, a.rs, a.cs, pb, b.rs, pc, n);
+                        6
+                    }
+                    r if r >= 4 => {
+                        $tile::<4>(k, pa, a.rs, a.cs, pb, b.rs, pc, n);
+                        4
+                    }
+                    r if r >= 2 => {
+                        $tile::<2>(k, pa, a.rs, a.cs, pb, b.rs, pc, n);
+                        2
+                    }
+                    _ => {
+                        $tile::<1>(k, pa, a.rs, a.cs, pb, b.rs, pc, n);
+                        1
+                    }
+                };
+            }
+        }};
+    }
+
+    macro_rules! tile {
+        ($name:ident, $feat:literal, $vec:ty, $w:expr, $zero:ident, $load:ident, $set1:ident, $fma:ident, $store:ident) => {
+            /// # Safety
+            /// The CPU runs the features; every address read or written for
+            /// R rows, k steps and the tile's columns is in bounds.
+            #[target_feature(enable = $feat)]
+            #[allow(clippy::too_many_arguments)]
+            unsafe fn $name<const R: usize>(
+                k: usize,
+                a: *const f32,
+                a_rs: usize,
+                a_cs: usize,
+                b: *const f32,
+                b_rs: usize,
+                c: *mut f32,
+                n: usize,
+            ) {
+                const L: usize = std::mem::size_of::<$vec>() / 4;
+                let mut acc = [[$zero(); $w]; R];
+                for p in 0..k {
+                    let bp = b.add(p * b_rs);
+                    let mut bv = [$zero(); $w];
+                    for (v, x) in bv.iter_mut().enumerate() {
+                        *x = $load(bp.add(v * L));
+                    }
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let av = $set1(*a.add(r * a_rs + p * a_cs));
+                        for (s, &x) in acc.iter_mut().zip(&bv) {
+                            *s = $fma(av, x, *s);
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    for (v, &s) in acc.iter().enumerate() {
+                        $store(c.add(r * n + v * L), s);
+                    }
+                }
+            }
+        };
+    }
+
+    tile!(
+        t512x2,
+        "avx512f",
+        __m512,
+        2,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps
+    );
+    tile!(
+        t512x1,
+        "avx512f",
+        __m512,
+        1,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps,
+        _mm512_storeu_ps
+    );
+    tile!(
+        t256x2,
+        "avx2,fma",
+        __m256,
+        2,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps
+    );
+    tile!(
+        t256x1,
+        "avx2,fma",
+        __m256,
+        1,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps,
+        _mm256_storeu_ps
+    );
+
+    /// Panels of 32, then 16 columns; returns the columns done.
+    ///
+    /// # Safety
+    /// The CPU has AVX-512F; the views cover the product (checked by `gemm`).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn gemm_avx512(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: View<'_>,
+        b: View<'_>,
+        c: &mut [f32],
+    ) -> usize {
+        let mut j0 = 0;
+        while j0 + 32 <= n {
+            rows!(t512x2, m, k, a, b, c, n, j0);
+            j0 += 32;
+        }
+        if j0 + 16 <= n {
+            rows!(t512x1, m, k, a, b, c, n, j0);
+            j0 += 16;
+        }
+        j0
+    }
+
+    /// Panels of 16, then 8 columns; returns the columns done.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; the views cover the product (checked by `gemm`).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm_avx2(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: View<'_>,
+        b: View<'_>,
+        c: &mut [f32],
+    ) -> usize {
+        let mut j0 = 0;
+        while j0 + 16 <= n {
+            rows!(t256x2, m, k, a, b, c, n, j0);
+            j0 += 16;
+        }
+        if j0 + 8 <= n {
+            rows!(t256x1, m, k, a, b, c, n, j0);
+            j0 += 8;
+        }
+        j0
+    }
+}
+
+/// The canonical order written as plainly as possible: the reference every
+/// vector path is tested against.
+#[cfg(test)]
+pub fn gemm_reference(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>) -> Vec<f32> {
+    let mut c = vec![0f32; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            let mut s = 0f32;
+            for p in 0..k {
+                s = a.at(i, p).mul_add(b.at(p, j), s);
+            }
+            c[i * n + j] = s;
+        }
+    }
+    c
+}
+
+/// (.., m, k) x (.., k, n) -> (.., m, n) for rank 2 or 3 (equal batch) tensors.
+pub struct Matmul;
+
+impl CustomOp2 for Matmul {
+    fn name(&self) -> &'static str {
+        "fade-matmul"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
+            candle_core::bail!("fade-matmul needs f32 tensors")
+        };
+        let (da, db) = (l1.dims(), l2.dims());
+        let (sa, sb) = (l1.stride(), l2.stride());
+        let r = da.len();
+        if !(r == 2 || r == 3) || db.len() != r || (r == 3 && da[0] != db[0]) {
+            candle_core::bail!("fade-matmul: shapes {da:?} x {db:?}");
+        }
+        let (m, k, n) = (da[r - 2], da[r - 1], db[r - 1]);
+        if db[r - 2] != k {
+            candle_core::bail!("fade-matmul: shapes {da:?} x {db:?}");
+        }
+        let batch = if r == 3 { da[0] } else { 1 };
+        let (bsa, bsb) = if r == 3 { (sa[0], sb[0]) } else { (0, 0) };
+        let mut out = vec![0f32; batch * m * n];
+        for (i, c) in out.chunks_exact_mut((m * n).max(1)).enumerate().take(batch) {
+            let va = View {
+                data: a,
+                off: l1.start_offset() + i * bsa,
+                rs: sa[r - 2],
+                cs: sa[r - 1],
+            };
+            let vb = View {
+                data: b,
+                off: l2.start_offset() + i * bsb,
+                rs: sb[r - 2],
+                cs: sb[r - 1],
+            };
+            gemm(m, n, k, va, vb, c);
+        }
+        let mut dims = da.to_vec();
+        dims[r - 1] = n;
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+
+    fn bwd(
+        &self,
+        a: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?;
+        let m = g.dims()[g.rank() - 2];
+        let bt = transposed_operand(b, m)?;
+        let ga = g.apply_op2_no_bwd(&bt, &Matmul)?;
+        let gb = a.t()?.apply_op2_no_bwd(&g, &Matmul)?;
+        Ok((Some(ga), Some(gb)))
+    }
+}
+
+/// The last two dimensions swapped, as a new contiguous tensor. candle's
+/// strided copy computes an index per element; this copies 8 x 8 blocks.
+struct Transpose;
+
+impl candle_core::CustomOp1 for Transpose {
+    fn name(&self) -> &'static str {
+        "fade-transpose"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = super::slice(s, l)?;
+        let d = l.dims();
+        let r = d.len();
+        let (rows, cols) = (d[r - 2], d[r - 1]);
+        let mut out = vec![0f32; x.len()];
+        let n = (rows * cols).max(1);
+        for (xs, os) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            transpose_kernel(xs, os, rows, cols);
+        }
+        let mut dims = d.to_vec();
+        dims.swap(r - 2, r - 1);
+        Ok((CpuStorage::F32(out), Shape::from(dims)))
+    }
+}
+
+wide_kernel! {
+    /// `o` (cols x rows) = `x` (rows x cols) transposed, in 8 x 8 blocks.
+    fn transpose_kernel(x: &[f32], o: &mut [f32], rows: usize, cols: usize) {
+        const B: usize = 8;
+        let (x, o) = (&x[..rows * cols], &mut o[..rows * cols]);
+        let (fr, fc) = (rows / B * B, cols / B * B);
+        for i0 in (0..fr).step_by(B) {
+            for j0 in (0..fc).step_by(B) {
+                let mut blk = [[0f32; B]; B];
+                for (i, row) in blk.iter_mut().enumerate() {
+                    row.copy_from_slice(&x[(i0 + i) * cols + j0..][..B]);
+                }
+                for j in 0..B {
+                    let dst = &mut o[(j0 + j) * rows + i0..][..B];
+                    for (i, d) in dst.iter_mut().enumerate() {
+                        *d = blk[i][j];
+                    }
+                }
+            }
+        }
+        for i in 0..rows {
+            let from = if i < fr { fc } else { 0 };
+            for j in from..cols {
+                o[j * rows + i] = x[i * cols + j];
+            }
+        }
+    }
+}
+
+/// The transpose of the last two dimensions as a strided view for small
+/// products (no copy), or as a contiguous copy that the vector panels can use.
+fn transposed_operand(x: &Tensor, rows_using_it: usize) -> Result<Tensor> {
+    if rows_using_it <= 2 {
+        x.t()
+    } else {
+        transpose(x)
+    }
+}
+
+fn transpose(x: &Tensor) -> Result<Tensor> {
+    if x.rank() >= 2 && x.is_contiguous() {
+        x.apply_op1_no_bwd(&Transpose)
+    } else {
+        x.t()?.contiguous()
+    }
+}
+
+/// `a.matmul(b)`: fade's canonical product on the CPU, candle's elsewhere.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !crate::model::fused_kernels(a.device()) {
+        return a.matmul(b);
+    }
+    a.apply_op2(b, Matmul)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::simd::{supported, with_level, Level};
+
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut g = crate::rng::SplitMix64::new(seed);
+        // Mixed magnitudes, so reordering a sum would change its rounding.
+        (0..n)
+            .map(|i| g.normal(if i % 5 == 0 { 30.0 } else { 0.1 }))
+            .collect()
+    }
+
+    /// Every vector path equals the scalar reference bit for bit, over awkward
+    /// shapes, for plain and transposed A.
+    #[test]
+    fn every_path_computes_the_canonical_order() {
+        for &k in &[1usize, 7, 513, 1024, 4097] {
+            for &m in &[1usize, 3, 257] {
+                for &n in &[1usize, 5, 16, 33] {
+                    let a = values(m * k, (m * 31 + k) as u64);
+                    let b = values(k * n, (n * 17 + k) as u64);
+                    for (transposed, b_strided) in [(false, false), (true, false), (false, true)] {
+                        let vb = if b_strided {
+                            View {
+                                data: &b,
+                                off: 0,
+                                rs: 1,
+                                cs: k,
+                            }
+                        } else {
+                            View {
+                                data: &b,
+                                off: 0,
+                                rs: n,
+                                cs: 1,
+                            }
+                        };
+                        let va = if transposed {
+                            View {
+                                data: &a,
+                                off: 0,
+                                rs: 1,
+                                cs: m,
+                            }
+                        } else {
+                            View {
+                                data: &a,
+                                off: 0,
+                                rs: k,
+                                cs: 1,
+                            }
+                        };
+                        let want = gemm_reference(m, n, k, va, vb);
+                        for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
+                            let mut c = vec![f32::NAN; m * n];
+                            with_level(l, || gemm(m, n, k, va, vb, &mut c));
+                            let same = c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                            assert!(
+                                same,
+                                "{l:?} differs: m={m} n={n} k={k} {transposed} {b_strided}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The op and its gradients agree with candle's matmul (to rounding).
+    #[test]
+    fn op_and_gradients_match_candle() {
+        use candle_core::{Device, Var};
+        let dev = Device::Cpu;
+        for (da, db) in [(vec![5, 7], vec![7, 19]), (vec![3, 4, 6], vec![3, 6, 2])] {
+            let na: usize = da.iter().product();
+            let nb: usize = db.iter().product();
+            let a = Var::from_vec(values(na, 1), da.as_slice(), &dev).unwrap();
+            let b = Var::from_vec(values(nb, 2), db.as_slice(), &dev).unwrap();
+            let ours = a.as_tensor().apply_op2(b.as_tensor(), Matmul).unwrap();
+            let theirs = a.matmul(b.as_tensor()).unwrap();
+            let diff = |x: &Tensor, y: &Tensor| {
+                let d = (x - y).unwrap().abs().unwrap().flatten_all().unwrap();
+                d.max(0).unwrap().to_scalar::<f32>().unwrap()
+            };
+            assert!(diff(&ours, &theirs) < 1e-2);
+            let w = Tensor::from_vec(values(ours.elem_count(), 3), ours.dims(), &dev).unwrap();
+            let go = (ours * &w).unwrap().sum_all().unwrap().backward().unwrap();
+            let gt = (theirs * &w)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            for v in [&a, &b] {
+                let (x, y) = (
+                    go.get(v.as_tensor()).unwrap(),
+                    gt.get(v.as_tensor()).unwrap(),
+                );
+                assert_eq!(x.dims(), y.dims());
+                assert!(diff(x, y) < 1e-2);
+            }
+        }
+    }
+}
