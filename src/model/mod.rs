@@ -27,6 +27,8 @@ pub mod layers;
 mod ops;
 
 use crate::preset::{GlobalRead, Preset};
+pub use ops::matmul::{gemm, View};
+
 use adamw::AdamW;
 use candle_core::{DType, Device, Result, Tensor};
 use layers::{gelu, DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};

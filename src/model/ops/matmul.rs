@@ -47,10 +47,22 @@ impl View<'_> {
 /// takes whole column panels (32 or 16 columns at once); the columns left over,
 /// and any product with a strided B, run one chain at a time.
 pub fn gemm(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32]) {
-    assert!(a.covers(m, k) && b.covers(k, n) && c.len() >= m * n);
+    assert!(c.len() >= m * n);
+    // SAFETY: c holds m x n elements.
+    unsafe { gemm_into(m, n, k, a, b, c.as_mut_ptr()) }
+}
+
+/// [`gemm`] into memory that may be uninitialised: every one of the m x n
+/// elements at `c` is written (the op's output needs no zeroing first).
+///
+/// # Safety
+/// `c` is valid for writes of m x n elements.
+pub unsafe fn gemm_into(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: *mut f32) {
+    assert!(a.covers(m, k) && b.covers(k, n));
     #[cfg(target_arch = "x86_64")]
-    // SAFETY: the views were checked to cover the product, and `level` only
-    // names instruction sets the CPU runs.
+    // SAFETY: the views were checked to cover the product, `c` holds m x n
+    // (the caller's promise), and `level` only names instruction sets the CPU
+    // runs.
     let done = unsafe {
         use crate::simd::Level;
         match crate::simd::level() {
@@ -67,14 +79,9 @@ pub fn gemm(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32
 
 wide_kernel! {
     /// Columns `from..n` of C, one chain at a time (B may have any strides).
-    fn chains(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32], from: usize) {
-        if from >= n || k == 0 {
-            for i in 0..m {
-                c[i * n + from..i * n + n].fill(0.0);
-            }
-            return;
-        }
-        // SAFETY: `gemm` checked that both views cover the product.
+    fn chains(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: *mut f32, from: usize) {
+        // SAFETY: `gemm_into` checked that both views cover the product, and
+        // its caller that c holds m x n.
         unsafe {
             let (pa, pb) = (a.data.as_ptr().add(a.off), b.data.as_ptr().add(b.off));
             for i in 0..m {
@@ -83,7 +90,7 @@ wide_kernel! {
                     for p in 0..k {
                         s = (*pa.add(i * a.rs + p * a.cs)).mul_add(*pb.add(p * b.rs + j * b.cs), s);
                     }
-                    c[i * n + j] = s;
+                    c.add(i * n + j).write(s);
                 }
             }
         }
@@ -105,7 +112,7 @@ mod x86 {
             while i0 < m {
                 let pa = a.data.as_ptr().add(a.off + i0 * a.rs);
                 let pb = b.data.as_ptr().add(b.off + j0);
-                let pc = $c.as_mut_ptr().add(i0 * n + j0);
+                let pc = $c.add(i0 * n + j0);
                 i0 += match m - i0 {
                     r if r >= 6 => {
                         $tile::<6>(k, pa, a.rs, a.cs, pb, b.rs, pc, n);
@@ -225,7 +232,7 @@ mod x86 {
         k: usize,
         a: View<'_>,
         b: View<'_>,
-        c: &mut [f32],
+        c: *mut f32,
     ) -> usize {
         let mut j0 = 0;
         while j0 + 32 <= n {
@@ -250,7 +257,7 @@ mod x86 {
         k: usize,
         a: View<'_>,
         b: View<'_>,
-        c: &mut [f32],
+        c: *mut f32,
     ) -> usize {
         let mut j0 = 0;
         while j0 + 16 <= n {
@@ -312,8 +319,10 @@ impl CustomOp2 for Matmul {
         }
         let batch = if r == 3 { da[0] } else { 1 };
         let (bsa, bsb) = if r == 3 { (sa[0], sb[0]) } else { (0, 0) };
-        let mut out = vec![0f32; batch * m * n];
-        for (i, c) in out.chunks_exact_mut((m * n).max(1)).enumerate().take(batch) {
+        let len = batch * m * n;
+        let mut out = Vec::<f32>::with_capacity(len);
+        let base = out.spare_capacity_mut().as_mut_ptr() as *mut f32;
+        for i in 0..batch {
             let va = View {
                 data: a,
                 off: l1.start_offset() + i * bsa,
@@ -326,8 +335,11 @@ impl CustomOp2 for Matmul {
                 rs: sb[r - 2],
                 cs: sb[r - 1],
             };
-            gemm(m, n, k, va, vb, c);
+            // SAFETY: batch i's m x n elements lie inside the capacity.
+            unsafe { gemm_into(m, n, k, va, vb, base.add(i * m * n)) };
         }
+        // SAFETY: every product wrote all of its m x n elements.
+        unsafe { out.set_len(len) };
         let mut dims = da.to_vec();
         dims[r - 1] = n;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
