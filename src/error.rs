@@ -35,6 +35,9 @@ pub enum Error {
     /// The tensor library failed.
     #[error("model: {0}")]
     Model(#[from] candle_core::Error),
+    /// fade itself failed (a thread died, a step out of order): not the input's fault.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -1,20 +1,19 @@
 //! One segment, cut into lanes, coded step by step.
 //!
-//! A segment of n bytes has B lanes of L = n / B bytes each (lane b is bytes
-//! b*L .. (b+1)*L); the n % B bytes after them are the tail, stored raw. At step t
-//! the model sees, for every lane, the T bytes before position t (zeros before the
-//! lane's start), predicts byte t, and learns it.
+//! The segment's geometry is a [`Layout`]. One step loop serves training,
+//! encoding and decoding: at every step the [`Predictor`] predicts every
+//! lane's next byte, the coders code it, and the predictor learns it.
 //!
-//! The model runs on the calling thread and the range coders on one or more
+//! The predictor runs on the calling thread and the range coders on one or more
 //! others (each coding a contiguous range of lanes), joined by bounded
 //! channels. Compressing, the model knows every target, so it runs ahead of the
 //! coders by up to [`AHEAD`] steps. Decompressing, each step's
 //! bytes must be decoded before the model can learn them and go on.
 
-use crate::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder};
+use crate::coder::{Cdf, Decoder, Encoder};
 use crate::error::{Error, Result};
-use crate::model::{Model, Step};
-use candle_core::Device;
+pub use crate::layout::Layout;
+use crate::predictor::{Predictor, Tables};
 use crossbeam_channel::bounded;
 use std::ops::Range;
 use std::sync::Arc;
@@ -22,129 +21,57 @@ use std::sync::Arc;
 /// Steps the compressing model may run ahead of its coder.
 const AHEAD: usize = 4;
 
-/// Geometry of one segment.
-#[derive(Debug, Clone, Copy)]
-pub struct Layout {
-    /// Lanes B.
-    pub lanes: usize,
-    /// Bytes per lane L.
-    pub lane_len: usize,
-    /// Context length T.
-    pub context: usize,
+/// What a step loop reads its contexts from: all lane bytes (compressing,
+/// training) or the bytes decoded so far, which it completes.
+enum Lanes<'a> {
+    Known(&'a [u8]),
+    Decoding(&'a mut [u8]),
 }
 
-impl Layout {
-    /// The layout of a segment of `n` bytes.
-    pub fn new(n: usize, lanes: usize, context: usize) -> Self {
-        Self {
-            lanes,
-            lane_len: n / lanes,
-            context,
-        }
-    }
-
-    /// Bytes covered by lanes; the rest of the segment is tail.
-    pub fn body(&self) -> usize {
-        self.lanes * self.lane_len
-    }
-
-    /// Fills `ctx` (B x T) with the contexts of step `t` and `tg` with its targets.
-    fn gather(&self, data: &[u8], t: usize, ctx: &mut [u8], tg: Option<&mut [u8]>) {
-        let (tt, l) = (self.context, self.lane_len);
-        for b in 0..self.lanes {
-            let row = &mut ctx[b * tt..(b + 1) * tt];
-            let start = b * l;
-            let have = t.min(tt);
-            row[..tt - have].fill(0);
-            row[tt - have..].copy_from_slice(&data[start + t - have..start + t]);
-        }
-        if let Some(tg) = tg {
-            for b in 0..self.lanes {
-                tg[b] = data[b * l + t];
-            }
-        }
-    }
-}
-
-/// Where a step's probabilities become integer tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quantiser {
-    /// The coder threads quantise the logits ([`quantize`]): bit-exact on any
-    /// CPU, the format of files made on the CPU.
-    Host,
-    /// The model's device computes the floors ([`Step::floors`]) and the coder
-    /// threads only add them up ([`cdf_from_floors`]). Used with a GPU model.
-    Device,
-}
-
-impl Quantiser {
-    /// The quantiser a model on `dev` uses.
-    pub fn for_device(dev: &Device) -> Self {
-        if dev.is_cpu() {
-            Self::Host
-        } else {
-            Self::Device
-        }
-    }
-
-    /// One step's tables, as the coder threads receive them.
-    fn tables(self, step: &Step) -> Result<Arc<Tables>> {
-        Ok(Arc::new(match self {
-            Self::Host => Tables::Logits(step.logits()?),
-            Self::Device => Tables::Floors(step.floors()?),
-        }))
-    }
-}
-
-/// One step's probabilities for every lane, B x 256, row-major.
-enum Tables {
-    Logits(Vec<f32>),
-    Floors(Vec<u32>),
-}
-
-impl Tables {
-    /// The cumulative table of lane `b`.
-    fn cdf(&self, b: usize, cdf: &mut Cdf) {
-        let row = b * 256..(b + 1) * 256;
-        match self {
-            Self::Logits(l) => quantize(&l[row], cdf),
-            Self::Floors(f) => cdf_from_floors(&f[row], cdf),
-        }
-    }
-}
-
-/// Runs the model over the segment without coding: forward and learn at every
-/// step, exactly as compressing does. Used for stored segments, so both sides
-/// stay in step whatever was written.
-pub fn train_only(
-    model: &mut Model,
+/// The one step loop. At every step: gather the contexts, predict, let `code`
+/// turn the tables into the step's true bytes (`tg` holds them already when
+/// the bytes are known; decoding fills it), store decoded bytes, learn.
+/// `code` returns false to stop early (its coder is gone).
+fn run_steps(
+    pred: &mut Predictor,
     lay: Layout,
-    data: &[u8],
+    mut bytes: Lanes<'_>,
+    mut code: impl FnMut(Arc<Tables>, &mut [u8]) -> Result<bool>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    pred.begin_segment(&lay);
     let mut ctx = vec![0u8; lay.lanes * lay.context];
     let mut tg = vec![0u8; lay.lanes];
     for t in 0..lay.lane_len {
-        lay.gather(data, t, &mut ctx, Some(&mut tg));
-        let step = model.forward(&ctx)?;
-        model.learn(step, &tg)?;
+        match &bytes {
+            Lanes::Known(d) => lay.gather(d, t, &mut ctx, Some(&mut tg)),
+            Lanes::Decoding(o) => lay.gather(o, t, &mut ctx, None),
+        }
+        let tables = pred.predict(&ctx)?;
+        if !code(tables, &mut tg)? {
+            break;
+        }
+        if let Lanes::Decoding(o) = &mut bytes {
+            for (b, &v) in tg.iter().enumerate() {
+                o[b * lay.lane_len + t] = v;
+            }
+        }
+        pred.learn(&tg)?;
         progress(lay.lanes as u64);
     }
     Ok(())
 }
 
-/// Range-coder threads for a model on `dev` with `lanes` lanes. On the CPU the
-/// model needs a core to itself and one coder thread keeps up with it (the
-/// coder is about 5% of a step). A GPU model leaves the CPU free, and at
-/// thousands of lanes one thread could not keep up: use every core but one, at
-/// least 64 lanes each. Lanes are coded independently, so the count never
-/// changes the output.
-fn coder_threads(dev: &Device, lanes: usize) -> usize {
-    if dev.is_cpu() {
-        return 1;
-    }
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    (cores - 1).clamp(1, (lanes / 64).max(1))
+/// Runs the predictor over the segment without coding: predict and learn at
+/// every step, exactly as compressing does. Used for stored segments, so both
+/// sides stay in step whatever was written.
+pub fn train_only(
+    pred: &mut Predictor,
+    lay: Layout,
+    data: &[u8],
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    run_steps(pred, lay, Lanes::Known(data), |_, _| Ok(true), progress)
 }
 
 /// Lane ranges of `workers` coder threads: contiguous, in order, near-equal.
@@ -155,22 +82,20 @@ fn split(lanes: usize, workers: usize) -> Vec<Range<usize>> {
 
 /// Codes the lanes of `data` and returns one range-coder stream per lane.
 pub fn encode(
-    model: &mut Model,
+    pred: &mut Predictor,
     lay: Layout,
     data: &[u8],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Vec<u8>>> {
-    let workers = coder_threads(model.device(), lay.lanes);
-    let q = Quantiser::for_device(model.device());
-    encode_with(model, lay, data, workers, q, progress)
+    let workers = pred.coder_threads(lay.lanes);
+    encode_with(pred, lay, data, workers, progress)
 }
 
 fn encode_with(
-    model: &mut Model,
+    pred: &mut Predictor,
     lay: Layout,
     data: &[u8],
     workers: usize,
-    q: Quantiser,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Vec<u8>>> {
     std::thread::scope(|s| {
@@ -191,28 +116,18 @@ fn encode_with(
                 enc.into_iter().map(Encoder::finish).collect::<Vec<_>>()
             }));
         }
-        let mut run = || -> Result<()> {
-            let mut ctx = vec![0u8; lay.lanes * lay.context];
-            let mut tg = vec![0u8; lay.lanes];
-            for t in 0..lay.lane_len {
-                lay.gather(data, t, &mut ctx, Some(&mut tg));
-                let step = model.forward(&ctx)?;
-                let tables = q.tables(&step)?;
-                if txs.iter().any(|tx| tx.send(tables.clone()).is_err()) {
-                    break; // a coder is gone: its panic is reported by join below
-                }
-                model.learn(step, &tg)?;
-                progress(lay.lanes as u64);
-            }
-            Ok(())
+        // A send fails only when a coder is gone: its panic is reported by
+        // the join below.
+        let send = |tables: Arc<Tables>, _: &mut [u8]| {
+            Ok(txs.iter().all(|tx| tx.send(tables.clone()).is_ok()))
         };
-        let res = run();
+        let res = run_steps(pred, lay, Lanes::Known(data), send, progress);
         drop(txs);
         let mut streams = Vec::with_capacity(lay.lanes);
         for c in coders {
             streams.extend(
                 c.join()
-                    .map_err(|_| Error::Corrupt("coder thread panicked"))?,
+                    .map_err(|_| Error::Internal("coder thread panicked"))?,
             );
         }
         res.map(|_| streams)
@@ -221,24 +136,22 @@ fn encode_with(
 
 /// Decodes the lanes of a segment into `out` (length = lay.body()).
 pub fn decode(
-    model: &mut Model,
+    pred: &mut Predictor,
     lay: Layout,
     streams: &[Vec<u8>],
     out: &mut [u8],
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let workers = coder_threads(model.device(), lay.lanes);
-    let q = Quantiser::for_device(model.device());
-    decode_with(model, lay, streams, out, workers, q, progress)
+    let workers = pred.coder_threads(lay.lanes);
+    decode_with(pred, lay, streams, out, workers, progress)
 }
 
 fn decode_with(
-    model: &mut Model,
+    pred: &mut Predictor,
     lay: Layout,
     streams: &[Vec<u8>],
     out: &mut [u8],
     workers: usize,
-    q: Quantiser,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
     std::thread::scope(|s| {
@@ -273,13 +186,8 @@ fn decode_with(
                 }
             });
         }
-        let stopped = || Error::Corrupt("coder thread stopped");
-        let mut ctx = vec![0u8; lay.lanes * lay.context];
-        let mut tg = vec![0u8; lay.lanes];
-        for t in 0..lay.lane_len {
-            lay.gather(out, t, &mut ctx, None);
-            let step = model.forward(&ctx)?;
-            let tables = q.tables(&step)?;
+        let stopped = || Error::Internal("coder thread stopped");
+        let exchange = |tables: Arc<Tables>, tg: &mut [u8]| -> Result<bool> {
             for (tx, _, _) in &links {
                 tx.send(tables.clone()).map_err(|_| stopped())?;
             }
@@ -287,21 +195,18 @@ fn decode_with(
                 let bytes = rx.recv().map_err(|_| stopped())??;
                 tg[lanes.clone()].copy_from_slice(&bytes);
             }
-            for (b, &v) in tg.iter().enumerate() {
-                out[b * lay.lane_len + t] = v;
-            }
-            model.learn(step, &tg)?;
-            progress(lay.lanes as u64);
-        }
-        drop(links);
-        Ok(())
+            Ok(true)
+        };
+        run_steps(pred, lay, Lanes::Decoding(out), exchange, progress)
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::predictor::Quantiser;
     use crate::preset::Preset;
+    use candle_core::Device;
 
     fn tiny() -> Preset {
         Preset::parse(include_str!("../../tests/data/tiny.toml")).unwrap()
@@ -331,8 +236,8 @@ mod tests {
 
     /// The lane streams of `data`, coded by a fresh model.
     fn streams(p: &Preset, lay: Layout, data: &[u8], workers: usize, q: Quantiser) -> Vec<Vec<u8>> {
-        let mut m = Model::new(p, &Device::Cpu).unwrap();
-        encode_with(&mut m, lay, data, workers, q, &mut |_| {}).unwrap()
+        let mut m = Predictor::with_quantiser(p, &Device::Cpu, q).unwrap();
+        encode_with(&mut m, lay, data, workers, &mut |_| {}).unwrap()
     }
 
     /// Decodes `s` with a fresh model for each coder-thread count in
@@ -346,9 +251,9 @@ mod tests {
         q: Quantiser,
     ) {
         for &w in workers {
-            let mut m = Model::new(p, &Device::Cpu).unwrap();
+            let mut m = Predictor::with_quantiser(p, &Device::Cpu, q).unwrap();
             let mut out = vec![0u8; lay.body()];
-            decode_with(&mut m, lay, s, &mut out, w, q, &mut |_| {}).unwrap();
+            decode_with(&mut m, lay, s, &mut out, w, &mut |_| {}).unwrap();
             assert_eq!(out, data[..lay.body()]);
         }
     }

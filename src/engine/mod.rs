@@ -16,14 +16,18 @@ pub mod lanes;
 
 use crate::error::{Error, Result};
 use crate::format::{self, Block, DeviceClass, FrameHeader};
-use crate::model::Model;
+use crate::predictor::Predictor;
 use crate::preset::Preset;
-use crate::rng::SplitMix64;
 use candle_core::Device;
 use crossbeam_channel::bounded;
 use lanes::Layout;
 use std::io::{Read, Write};
 use xxhash_rust::xxh3::Xxh3;
+
+/// The fingerprint of `p`'s arithmetic on `device` (see [`Predictor::fingerprint`]).
+pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
+    Predictor::fingerprint(p, device)
+}
 
 /// Header overhead of a stored block: kind, length, check.
 const STORED_OVERHEAD: usize = 9;
@@ -43,60 +47,19 @@ fn device_name(c: DeviceClass) -> &'static str {
     }
 }
 
-/// Hash of a canary run: two whole training steps (forward, quantised tables,
-/// cross-entropy backward, AdamW update) and a third forward of a fresh model of
-/// this preset on a few lanes of fixed bytes. Every kernel a step uses runs on
-/// its real shapes (only the lane count is smaller), so a machine that would
-/// compute any part of a step differently is refused before any work with
-/// "device mismatch", never mid-file with "corrupt data".
-pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
-    let mut canary = p.clone();
-    canary.lanes = p.lanes.min(3);
-    let mut model = Model::new(&canary, device)?;
-    let (b, t) = (canary.lanes as usize, canary.context as usize);
-    let mut g = SplitMix64::new(0xFADE_F1A6);
-    let mut h = Xxh3::new();
-    let quantiser = lanes::Quantiser::for_device(device);
-    for round in 0..3 {
-        let ctx: Vec<u8> = (0..b * t).map(|_| g.next_u64() as u8).collect();
-        let targets: Vec<u8> = (0..b).map(|_| g.next_u64() as u8).collect();
-        let step = model.forward(&ctx)?;
-        for l in step.logits()? {
-            h.update(&l.to_bits().to_le_bytes());
-        }
-        if quantiser == lanes::Quantiser::Device {
-            for f in step.floors()? {
-                h.update(&f.to_le_bytes());
-            }
-        } else {
-            let mut cdf = [0u32; 257];
-            for row in step.logits()?.chunks_exact(256) {
-                crate::coder::quantize(row, &mut cdf);
-                for c in cdf {
-                    h.update(&c.to_le_bytes());
-                }
-            }
-        }
-        if round < 2 {
-            model.learn(step, &targets)?;
-        }
-    }
-    Ok(h.digest())
-}
-
 /// Writes one frame, a segment at a time.
 pub struct Compressor<W: Write> {
     out: W,
-    model: Model,
+    predictor: Predictor,
     preset: Preset,
     hasher: Xxh3,
     total: u64,
 }
 
 impl<W: Write> Compressor<W> {
-    /// Builds the model and writes the frame header.
+    /// Builds the predictor and writes the frame header.
     pub fn new(preset: &Preset, device: &Device, mut out: W) -> Result<Self> {
-        let model = Model::new(preset, device)?;
+        let predictor = Predictor::new(preset, device)?;
         let header = FrameHeader {
             preset: preset.clone(),
             content_check: true,
@@ -106,7 +69,7 @@ impl<W: Write> Compressor<W> {
         header.write(&mut out)?;
         Ok(Self {
             out,
-            model,
+            predictor,
             preset: preset.clone(),
             hasher: Xxh3::new(),
             total: 0,
@@ -134,7 +97,7 @@ impl<W: Write> Compressor<W> {
             return format::write_stored_block(&mut self.out, data);
         }
         let (body, tail) = data.split_at(lay.body());
-        let streams = lanes::encode(&mut self.model, lay, body, progress)?;
+        let streams = lanes::encode(&mut self.predictor, lay, body, progress)?;
         progress(tail.len() as u64);
         if format::model_block_size(tail.len(), &streams) >= data.len() + STORED_OVERHEAD {
             format::write_stored_block(&mut self.out, data)
@@ -278,7 +241,7 @@ fn decode_frame<R: Read, W: Write>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
     let p = &h.preset;
-    let mut model = Model::new(p, device)?;
+    let mut predictor = Predictor::new(p, device)?;
     let class = device_class(device);
     if class != h.device || fingerprint(p, device)? != h.fingerprint {
         return Err(Error::Device(format!(
@@ -295,7 +258,7 @@ fn decode_frame<R: Read, W: Write>(
             Block::Stored(data) => {
                 let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
                 if lay.lane_len > 0 {
-                    lanes::train_only(&mut model, lay, &data[..lay.body()], progress)?;
+                    lanes::train_only(&mut predictor, lay, &data[..lay.body()], progress)?;
                 }
                 progress((data.len() - lay.body()) as u64);
                 data
@@ -307,7 +270,13 @@ fn decode_frame<R: Read, W: Write>(
             } => {
                 let lay = Layout::new(seg_len, p.lanes as usize, p.context as usize);
                 let mut buf = vec![0u8; seg_len];
-                lanes::decode(&mut model, lay, &streams, &mut buf[..lay.body()], progress)?;
+                lanes::decode(
+                    &mut predictor,
+                    lay,
+                    &streams,
+                    &mut buf[..lay.body()],
+                    progress,
+                )?;
                 buf[lay.body()..].copy_from_slice(&tail);
                 progress(tail.len() as u64);
                 buf

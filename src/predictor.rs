@@ -1,0 +1,162 @@
+//! The predictor: everything between a step's contexts and the coder's
+//! frequency tables.
+//!
+//! It owns the network ([`Model`]), the device policy (where the tables are
+//! built, how many coder threads keep up), the model-to-coder contract
+//! ([`Tables`]) and the fingerprint of its arithmetic. The engine's one step
+//! loop only calls [`Predictor::begin_segment`], [`Predictor::predict`] and
+//! [`Predictor::learn`]; side models that mix with the network belong here.
+
+use crate::coder::{cdf_from_floors, quantize, Cdf};
+use crate::error::{Error, Result};
+use crate::layout::Layout;
+use crate::model::{Model, Step};
+use crate::preset::Preset;
+use crate::rng::SplitMix64;
+use candle_core::Device;
+use std::sync::Arc;
+use xxhash_rust::xxh3::Xxh3;
+
+/// Where a step's probabilities become integer tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantiser {
+    /// The coder threads quantise the logits ([`quantize`]): bit-exact on any
+    /// CPU, the format of files made on the CPU.
+    Host,
+    /// The model's device computes the floors ([`Step::floors`]) and the coder
+    /// threads only add them up ([`cdf_from_floors`]). Used with a GPU model.
+    Device,
+}
+
+impl Quantiser {
+    /// The quantiser a model on `dev` uses.
+    pub fn for_device(dev: &Device) -> Self {
+        if dev.is_cpu() {
+            Self::Host
+        } else {
+            Self::Device
+        }
+    }
+}
+
+/// One step's probabilities for every lane, as the coder threads receive them.
+pub struct Tables(Probs);
+
+enum Probs {
+    /// B x 256 logits, row-major.
+    Logits(Vec<f32>),
+    /// B x 256 floors of the scaled softmax, row-major.
+    Floors(Vec<u32>),
+}
+
+impl Tables {
+    /// The cumulative table of lane `b`.
+    pub fn cdf(&self, b: usize, cdf: &mut Cdf) {
+        let row = b * 256..(b + 1) * 256;
+        match &self.0 {
+            Probs::Logits(l) => quantize(&l[row], cdf),
+            Probs::Floors(f) => cdf_from_floors(&f[row], cdf),
+        }
+    }
+}
+
+/// Predicts every lane's next byte and learns from the true ones.
+pub struct Predictor {
+    model: Model,
+    quantiser: Quantiser,
+    /// The forward pass of the step predicted last, until it is learned.
+    pending: Option<Step>,
+}
+
+impl Predictor {
+    /// A fresh predictor for `p` on `dev` (weights from `p.seed`).
+    pub fn new(p: &Preset, dev: &Device) -> Result<Self> {
+        Self::with_quantiser(p, dev, Quantiser::for_device(dev))
+    }
+
+    /// A predictor whose tables are built by `quantiser` (tests run the
+    /// device quantiser on the CPU).
+    pub(crate) fn with_quantiser(p: &Preset, dev: &Device, quantiser: Quantiser) -> Result<Self> {
+        Ok(Self {
+            model: Model::new(p, dev)?,
+            quantiser,
+            pending: None,
+        })
+    }
+
+    /// Range-coder threads for `lanes` lanes. On the CPU the model needs a
+    /// core to itself and one coder thread keeps up with it (the coder is about
+    /// 5% of a step). A GPU model leaves the CPU free, and at thousands of
+    /// lanes one thread could not keep up: every core but one, at least 64
+    /// lanes each. Lanes are coded independently, so the count never changes
+    /// the output.
+    pub fn coder_threads(&self, lanes: usize) -> usize {
+        if self.model.device().is_cpu() {
+            return 1;
+        }
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        (cores - 1).clamp(1, (lanes / 64).max(1))
+    }
+
+    /// Called before the first step of every segment.
+    pub fn begin_segment(&mut self, _lay: &Layout) {
+        self.pending = None;
+    }
+
+    /// The tables of the next step from every lane's context (B rows of T bytes).
+    pub fn predict(&mut self, ctx: &[u8]) -> Result<Arc<Tables>> {
+        let step = self.model.forward(ctx)?;
+        let probs = match self.quantiser {
+            Quantiser::Host => Probs::Logits(step.logits()?),
+            Quantiser::Device => Probs::Floors(step.floors()?),
+        };
+        self.pending = Some(step);
+        Ok(Arc::new(Tables(probs)))
+    }
+
+    /// Learns the true bytes of the step predicted last (one per lane).
+    pub fn learn(&mut self, targets: &[u8]) -> Result<()> {
+        let step = self
+            .pending
+            .take()
+            .ok_or(Error::Internal("learn without a prediction"))?;
+        Ok(self.model.learn(step, targets)?)
+    }
+
+    /// Hash of a canary run: two whole training steps (forward, quantised
+    /// tables, cross-entropy backward, AdamW update) and a third forward of a
+    /// fresh predictor of this preset on a few lanes of fixed bytes. Every
+    /// kernel a step uses runs on its real shapes (only the lane count is
+    /// smaller), so a machine that would compute any part of a step
+    /// differently is refused before any work with "device mismatch", never
+    /// mid-file with "corrupt data".
+    pub fn fingerprint(p: &Preset, dev: &Device) -> Result<u64> {
+        let mut canary = p.clone();
+        canary.lanes = p.lanes.min(3);
+        let mut pred = Predictor::new(&canary, dev)?;
+        let (b, t) = (canary.lanes as usize, canary.context as usize);
+        let mut g = SplitMix64::new(0xFADE_F1A6);
+        let mut h = Xxh3::new();
+        let mut cdf: Cdf = [0; 257];
+        for round in 0..3 {
+            let ctx: Vec<u8> = (0..b * t).map(|_| g.next_u64() as u8).collect();
+            let targets: Vec<u8> = (0..b).map(|_| g.next_u64() as u8).collect();
+            let tables = pred.predict(&ctx)?;
+            if let Some(step) = &pred.pending {
+                for l in step.logits()? {
+                    h.update(&l.to_bits().to_le_bytes());
+                }
+            }
+            for lane in 0..b {
+                tables.cdf(lane, &mut cdf);
+                for c in cdf {
+                    h.update(&c.to_le_bytes());
+                }
+            }
+            if round < 2 {
+                pred.learn(&targets)?;
+            }
+        }
+        Ok(h.digest())
+    }
+}
