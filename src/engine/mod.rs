@@ -59,13 +59,15 @@ pub struct Compressor<W: Write> {
 impl<W: Write> Compressor<W> {
     /// Builds the predictor and writes the frame header.
     pub fn new(preset: &Preset, device: &Device, mut out: W) -> Result<Self> {
-        let predictor = Predictor::new(preset, device)?;
+        // The canary first: it is dropped before the real model is built,
+        // so the two never take memory at the same time.
         let header = FrameHeader {
             preset: preset.clone(),
             content_check: true,
             device: device_class(device),
             fingerprint: fingerprint(preset, device)?,
         };
+        let predictor = Predictor::new(preset, device)?;
         header.write(&mut out)?;
         Ok(Self {
             out,
@@ -241,7 +243,6 @@ fn decode_frame<R: Read, W: Write>(
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
     let p = &h.preset;
-    let mut predictor = Predictor::new(p, device)?;
     let class = device_class(device);
     if class != h.device || fingerprint(p, device)? != h.fingerprint {
         return Err(Error::Device(format!(
@@ -251,6 +252,7 @@ fn decode_frame<R: Read, W: Write>(
             device_name(h.device)
         )));
     }
+    let mut predictor = Predictor::new(p, device)?;
     let mut hasher = Xxh3::new();
     let mut total = 0u64;
     loop {
