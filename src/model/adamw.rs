@@ -100,6 +100,28 @@ impl InplaceOp2 for Update<'_> {
     }
 }
 
+/// b^t for t >= 1 by square-and-multiply in f64, written out so the format
+/// does not depend on how a compiler lowers `powi` (these are the steps of
+/// compiler-builtins' `__powidf2`, which `f64::powi` calls today).
+fn powi(b: f64, t: i32) -> f64 {
+    let (mut a, mut n, mut r) = (b, t.unsigned_abs(), 1.0f64);
+    loop {
+        if n & 1 != 0 {
+            r *= a;
+        }
+        n >>= 1;
+        if n == 0 {
+            break;
+        }
+        a *= a;
+    }
+    if t < 0 {
+        1.0 / r
+    } else {
+        r
+    }
+}
+
 impl AdamW {
     /// Zero moments for every parameter in `vars`.
     pub fn new(p: &Preset, vars: &[(String, Var)]) -> Result<Self> {
@@ -137,8 +159,8 @@ impl AdamW {
         grads: &candle_core::backprop::GradStore,
     ) -> Result<()> {
         self.step += 1;
-        let c1 = (1.0 / (1.0 - (self.b1 as f64).powi(self.step))) as f32;
-        let c2 = (1.0 / (1.0 - (self.b2 as f64).powi(self.step))) as f32;
+        let c1 = (1.0 / (1.0 - powi(self.b1 as f64, self.step))) as f32;
+        let c2 = (1.0 / (1.0 - powi(self.b2 as f64, self.step))) as f32;
         for ((name, var), state) in vars.iter().zip(&mut self.state) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 candle_core::bail!("parameter {name} received no gradient")
@@ -261,6 +283,18 @@ mod tests {
             let want = with_level(Level::Baseline, run);
             for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
                 assert!(with_level(l, run) == want, "{l:?} differs at n = {n}");
+            }
+        }
+    }
+
+    /// The written-out power gives the bits `f64::powi` gave (files made
+    /// before it still decode).
+    #[test]
+    fn powi_matches_the_standard_library() {
+        for b in [0.9f32, 0.999, 0.95, 0.98, 0.5] {
+            for t in (1..20_000).chain([1 << 20, i32::MAX]) {
+                let b = b as f64;
+                assert_eq!(powi(b, t).to_bits(), b.powi(t).to_bits(), "{b}^{t}");
             }
         }
     }
