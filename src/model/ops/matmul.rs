@@ -375,11 +375,14 @@ impl candle_core::CustomOp1 for Transpose {
         let d = l.dims();
         let r = d.len();
         let (rows, cols) = (d[r - 2], d[r - 1]);
-        let mut out = vec![0f32; x.len()];
+        // Every element is written below, so the output is not zeroed first.
+        let mut out = Vec::<f32>::with_capacity(x.len());
         let n = (rows * cols).max(1);
-        for (xs, os) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+        for (xs, os) in x.chunks_exact(n).zip(out.spare_capacity_mut().chunks_exact_mut(n)) {
             transpose_kernel(xs, os, rows, cols);
         }
+        // SAFETY: the kernel wrote every element of every matrix.
+        unsafe { out.set_len(x.len()) };
         let mut dims = d.to_vec();
         dims.swap(r - 2, r - 1);
         Ok((CpuStorage::F32(out), Shape::from(dims)))
@@ -388,7 +391,7 @@ impl candle_core::CustomOp1 for Transpose {
 
 wide_kernel! {
     /// `o` (cols x rows) = `x` (rows x cols) transposed, in 8 x 8 blocks.
-    fn transpose_kernel(x: &[f32], o: &mut [f32], rows: usize, cols: usize) {
+    fn transpose_kernel(x: &[f32], o: &mut [std::mem::MaybeUninit<f32>], rows: usize, cols: usize) {
         const B: usize = 8;
         let (x, o) = (&x[..rows * cols], &mut o[..rows * cols]);
         let (fr, fc) = (rows / B * B, cols / B * B);
@@ -401,7 +404,7 @@ wide_kernel! {
                 for j in 0..B {
                     let dst = &mut o[(j0 + j) * rows + i0..][..B];
                     for (i, d) in dst.iter_mut().enumerate() {
-                        *d = blk[i][j];
+                        d.write(blk[i][j]);
                     }
                 }
             }
@@ -409,7 +412,7 @@ wide_kernel! {
         for i in 0..rows {
             let from = if i < fr { fc } else { 0 };
             for j in from..cols {
-                o[j * rows + i] = x[i * cols + j];
+                o[j * rows + i].write(x[i * cols + j]);
             }
         }
     }
