@@ -221,7 +221,7 @@ mod x86 {
         _mm256_storeu_ps
     );
 
-    /// Panels of 32, then 16 columns; returns the columns done.
+    /// Panels of 32, then 16, then 8 columns; returns the columns done.
     ///
     /// # Safety
     /// The CPU has AVX-512F; the views cover the product (checked by `gemm`).
@@ -242,6 +242,10 @@ mod x86 {
         if j0 + 16 <= n {
             rows!(t512x1, m, k, a, b, c, n, j0);
             j0 += 16;
+        }
+        if j0 + 8 <= n {
+            rows!(t256x1, m, k, a, b, c, n, j0);
+            j0 += 8;
         }
         j0
     }

@@ -27,18 +27,20 @@ wide_kernel! {
     }
 }
 
-/// Softmax of one row into `y`: e = exp(x - max), y = e / (sum of e in index order).
-fn softmax_row(x: &[f32], y: &mut [f32]) {
-    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-    for (o, &v) in y.iter_mut().zip(x) {
-        *o = exp(v - max);
-    }
-    let mut s = 0f32;
-    for &e in y.iter() {
-        s += e;
-    }
-    for o in y.iter_mut() {
-        *o /= s;
+wide_kernel! {
+    /// Softmax of one row into `y`: e = exp(x - max), y = e / (sum of e in index order).
+    fn softmax_row(x: &[f32], y: &mut [f32]) {
+        let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = exp(v - max);
+        }
+        let mut s = 0f32;
+        for &e in y.iter() {
+            s += e;
+        }
+        for o in y.iter_mut() {
+            *o /= s;
+        }
     }
 }
 
