@@ -382,7 +382,10 @@ impl candle_core::CustomOp1 for Transpose {
         // Every element is written below, so the output is not zeroed first.
         let mut out = Vec::<f32>::with_capacity(x.len());
         let n = (rows * cols).max(1);
-        for (xs, os) in x.chunks_exact(n).zip(out.spare_capacity_mut().chunks_exact_mut(n)) {
+        for (xs, os) in x
+            .chunks_exact(n)
+            .zip(out.spare_capacity_mut().chunks_exact_mut(n))
+        {
             transpose_kernel(xs, os, rows, cols);
         }
         // SAFETY: the kernel wrote every element of every matrix.

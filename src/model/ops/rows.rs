@@ -2,6 +2,7 @@
 //! with the column sums their gradients need.
 
 use super::slice;
+use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
 /// Sums the rows of a contiguous (rows, n) matrix into n values, in row order.
@@ -164,12 +165,80 @@ pub fn row_scale(x: &Tensor, w: &Tensor) -> Result<Tensor> {
     rowwise(x, w, RowScale, |x, w| x.broadcast_mul(w))
 }
 
-/// `x * s` for a one-element `s`, whose gradient sums over every element of
-/// `x` in order (a learned skip scale).
+/// `x * s` for a one-element `s` (a learned skip scale).
+///
+/// ds sums dy * x over every element: first down each column in row order
+/// (vectorised across columns), then the column sums in index order. A single
+/// chain over all elements would serialise on the add latency.
+struct Scale;
+
+wide_kernel! {
+    fn scale_kernel(x: &[f32], s: f32, y: &mut [f32]) {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v * s;
+        }
+    }
+}
+
+impl CustomOp2 for Scale {
+    fn name(&self) -> &'static str {
+        "fade-scale"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, s) = (slice(s1, l1)?, slice(s2, l2)?);
+        let mut y = vec![0f32; x.len()];
+        scale_kernel(x, s[0], &mut y);
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        s: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?;
+        let gx = g.apply_op2_no_bwd(s, &Scale)?;
+        let cols = g.apply_op2_no_bwd(&x.contiguous()?, &ColSumProd)?;
+        let gs = cols
+            .reshape((1, cols.elem_count()))?
+            .apply_op1_no_bwd(&RowSum)?;
+        Ok((Some(gx), Some(gs)))
+    }
+}
+
+/// The sum of each row of a (rows, n) matrix in index order: (rows).
+struct RowSum;
+
+impl CustomOp1 for RowSum {
+    fn name(&self) -> &'static str {
+        "fade-rowsum"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = slice(s, l)?;
+        let n = *l.dims().last().unwrap_or(&1);
+        let out: Vec<f32> = x
+            .chunks_exact(n.max(1))
+            .map(|r| r.iter().fold(0f32, |a, &v| a + v))
+            .collect();
+        let rows = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(rows)))
+    }
+}
+
+/// `x * s` for a one-element `s`: fade's op on the CPU, broadcasting elsewhere.
 pub fn scale(x: &Tensor, s: &Tensor) -> Result<Tensor> {
     if !crate::model::fused_kernels(x.device()) {
         return x.broadcast_mul(s);
     }
-    let dims = x.dims().to_vec();
-    row_scale(&x.reshape((x.elem_count(), 1))?, s)?.reshape(dims)
+    x.contiguous()?.apply_op2(s, Scale)
 }
