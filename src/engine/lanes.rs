@@ -212,7 +212,7 @@ fn encode_with(
         for c in coders {
             streams.extend(
                 c.join()
-                    .map_err(|_| Error::Corrupt("coder thread panicked"))?,
+                    .map_err(|_| Error::Internal("coder thread panicked"))?,
             );
         }
         res.map(|_| streams)
@@ -273,7 +273,7 @@ fn decode_with(
                 }
             });
         }
-        let stopped = || Error::Corrupt("coder thread stopped");
+        let stopped = || Error::Internal("coder thread stopped");
         let mut ctx = vec![0u8; lay.lanes * lay.context];
         let mut tg = vec![0u8; lay.lanes];
         for t in 0..lay.lane_len {
