@@ -116,7 +116,7 @@ pub fn run() -> Result<()> {
         Some(Command::Compress(t)) => transfer(Mode::Compress, t, c),
         Some(Command::Decompress(t)) => transfer(Mode::Decompress, t, c),
         Some(Command::Test { files }) => each(files, |f| test(f, c)),
-        Some(Command::List { files }) => list(files, c),
+        Some(Command::List { files }) => list(files),
         Some(Command::Bench {
             paths,
             presets,
@@ -172,7 +172,7 @@ fn each(files: &[PathBuf], mut f: impl FnMut(&End) -> Result<()>) -> Result<()> 
 fn classic(cli: &Cli) -> Result<()> {
     let (k, c) = (&cli.classic, &cli.common);
     if k.list {
-        return list(&k.files, c);
+        return list(&k.files);
     }
     if k.test {
         return each(&k.files, |f| test(f, c));
@@ -509,7 +509,7 @@ fn test(e: &End, c: &Common) -> Result<()> {
     Ok(())
 }
 
-fn list(files: &[PathBuf], _c: &Common) -> Result<()> {
+fn list(files: &[PathBuf]) -> Result<()> {
     if stdio::was_closed(1) {
         bail!("cannot write to standard output: it is closed");
     }
