@@ -32,12 +32,22 @@ pub enum Error {
     /// The frame was produced on a device whose arithmetic this one does not reproduce.
     #[error("device mismatch: {0}")]
     Device(String),
+    /// Decoding (or compressing with) these settings would need more memory
+    /// than the caller allows. Both figures are in bytes.
+    #[error("needs about {} of memory, above the limit of {}", human(*.needed), human(*.limit))]
+    MemoryLimit {
+        /// The estimate for the frame's settings (see [`crate::Preset::memory_needed`]).
+        needed: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// A fault of fade itself, not of its input: a worker thread that panicked
+    /// or stopped. The input may be fine; please report it.
+    #[error("internal error: {0}")]
+    Internal(&'static str),
     /// The tensor library failed.
     #[error("model: {0}")]
     Model(#[from] candle_core::Error),
-    /// fade itself failed (a thread died, a step out of order): not the input's fault.
-    #[error("internal error: {0}")]
-    Internal(&'static str),
     /// Reading or writing failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -45,6 +55,11 @@ pub enum Error {
 
 /// Result with the library's [`Error`].
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// A byte count in binary units ("1.5 GiB"), for messages.
+pub fn human(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}
 
 impl Error {
     /// Maps an I/O "unexpected EOF" onto [`Error::Truncated`], leaving other errors alone.
@@ -54,5 +69,28 @@ impl Error {
         } else {
             Error::Io(e)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "corrupt data" is for bad input only; fade's own faults and the memory
+    /// limit say what they are, with both figures.
+    #[test]
+    fn internal_faults_and_limits_have_their_own_wording() {
+        let e = Error::Internal("coder thread panicked").to_string();
+        assert_eq!(e, "internal error: coder thread panicked");
+        let e = Error::MemoryLimit {
+            needed: 3 << 30,
+            limit: 1 << 30,
+        }
+        .to_string();
+        assert!(
+            e.contains("3") && e.contains("1") && e.contains("GiB"),
+            "{e}"
+        );
+        assert!(!e.contains("corrupt"));
     }
 }

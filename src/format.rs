@@ -64,6 +64,18 @@ fn read_exact(r: &mut impl Read, buf: &mut [u8]) -> Result<()> {
     r.read_exact(buf).map_err(Error::from_read)
 }
 
+/// Reads exactly `n` bytes into a buffer that grows as they arrive, so a
+/// length a damaged or hostile block gets wrong costs no more memory than the
+/// input really holds.
+fn read_vec(r: &mut impl Read, n: usize) -> Result<Vec<u8>> {
+    let mut v = Vec::with_capacity(n.min(1 << 16));
+    r.take(n as u64).read_to_end(&mut v)?;
+    if v.len() < n {
+        return Err(Error::Truncated);
+    }
+    Ok(v)
+}
+
 fn read_u32(r: &mut impl Read) -> Result<u32> {
     let mut b = [0; 4];
     read_exact(r, &mut b)?;
@@ -292,6 +304,11 @@ pub fn read_block(r: &mut impl Read, h: &FrameHeader) -> Result<Block> {
         }
         BLOCK_MODEL | BLOCK_STORED => {
             let seg_len = read_u32(r)?;
+            // Refused at once, before anything else of the block is read or
+            // allocated: no block of this frame can be longer than a segment.
+            if seg_len == 0 || seg_len > p.segment {
+                return Err(Error::Corrupt("segment length"));
+            }
             head.extend_from_slice(&seg_len.to_le_bytes());
             let mut lane_lens = Vec::new();
             if kind[0] == BLOCK_MODEL {
@@ -303,13 +320,8 @@ pub fn read_block(r: &mut impl Read, h: &FrameHeader) -> Result<Block> {
                 return Err(Error::Corrupt("block header checksum"));
             }
             let seg_len = seg_len as usize;
-            if seg_len == 0 || seg_len > p.segment as usize {
-                return Err(Error::Corrupt("segment length"));
-            }
             if kind[0] == BLOCK_STORED {
-                let mut data = vec![0; seg_len];
-                read_exact(r, &mut data)?;
-                return Ok(Block::Stored(data));
+                return Ok(Block::Stored(read_vec(r, seg_len)?));
             }
             let lane_len = seg_len / p.lanes as usize;
             // A lane costs at most 16 bits per byte plus flush bytes.
@@ -320,9 +332,7 @@ pub fn read_block(r: &mut impl Read, h: &FrameHeader) -> Result<Block> {
             read_exact(r, &mut tail)?;
             let mut lanes = Vec::with_capacity(lane_lens.len());
             for &l in &lane_lens {
-                let mut v = vec![0; l as usize];
-                read_exact(r, &mut v)?;
-                lanes.push(v);
+                lanes.push(read_vec(r, l as usize)?);
             }
             Ok(Block::Model {
                 seg_len,
@@ -376,6 +386,32 @@ mod tests {
             v[i] ^= 0x10;
             assert!(read_header(&v).is_err(), "flip at {i} accepted");
         }
+    }
+
+    /// A block declaring more than the preset's segment is refused from its
+    /// length alone: its body is not even present here.
+    #[test]
+    fn block_longer_than_a_segment_is_refused_at_once() {
+        let h = header();
+        for kind in [BLOCK_MODEL, BLOCK_STORED] {
+            let mut b = vec![kind];
+            b.extend_from_slice(&(h.preset.segment + 1).to_le_bytes());
+            assert!(matches!(
+                read_block(&mut &b[..], &h),
+                Err(Error::Corrupt("segment length"))
+            ));
+        }
+    }
+
+    /// A stored block whose input ends early is truncated, and costs no more
+    /// memory than the bytes really there.
+    #[test]
+    fn short_stored_block_is_truncated() {
+        let h = header();
+        let mut b = Vec::new();
+        write_stored_block(&mut b, &[7u8; 1000]).unwrap();
+        b.truncate(500);
+        assert!(matches!(read_block(&mut &b[..], &h), Err(Error::Truncated)));
     }
 
     #[test]

@@ -11,18 +11,33 @@ static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() {
     let code = match cli::run() {
         Ok(()) => 0,
+        // A closed stdout (`fade -dc f | head`) is not an error.
+        Err(e) if broken_pipe(&e) => 0,
         Err(e) => {
-            // A closed stdout (`fade -dc f | head`) is not an error.
-            if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            }) {
-                0
-            } else {
-                eprintln!("fade: {e:#}");
-                1
-            }
+            let hint = match e.chain().find_map(|c| c.downcast_ref::<fade::Error>()) {
+                Some(fade::Error::MemoryLimit { .. }) => " (raise it with --memory-limit)",
+                Some(fade::Error::Internal(_)) => {
+                    " (a fault of fade, not of the input: please report it)"
+                }
+                _ => "",
+            };
+            eprintln!("fade: {e:#}{hint}");
+            1
         }
     };
     std::process::exit(code);
+}
+
+/// Whether the error is a write to a closed pipe, raised by the command line
+/// (an `std::io::Error`) or by the library (a `fade::Error::Io`).
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = c
+            .downcast_ref::<std::io::Error>()
+            .or_else(|| match c.downcast_ref() {
+                Some(fade::Error::Io(io)) => Some(io),
+                _ => None,
+            });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

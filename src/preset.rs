@@ -185,6 +185,83 @@ impl Preset {
                 * (b * r * r + b * per_branch + per_branch * per_branch + 2 * per_branch * r)
     }
 
+    /// Exact number of trainable values of the model this preset builds
+    /// (mirrors `Model::new`; a test checks the two agree). Computed in
+    /// floating point, exact below 2^53 and saturating above, so a hostile
+    /// header can neither overflow nor wrap it.
+    pub fn param_count(&self) -> u64 {
+        self.param_count_f64() as u64
+    }
+
+    fn param_count_f64(&self) -> f64 {
+        let (b, d, f) = (self.lanes as f64, self.embed as f64, self.features() as f64);
+        let (g, s, r, h) = (
+            self.cache as f64,
+            self.cache_step as f64,
+            self.refiner_rank as f64,
+            self.ffn as f64,
+        );
+        let nb = self.refiner_branches as f64;
+        let fb = f / nb.max(1.0);
+        let linear = |i: f64, o: f64| i * o + o;
+        let slots = (self.cache / self.cache_step.max(1)) as f64;
+        let global = match self.global {
+            GlobalRead::Linear => linear(g, f),
+            GlobalRead::Attention => linear(f, s) + slots * s + linear(s, f),
+        };
+        let branch =
+            2.0 * fb + linear(fb, r) + b * r * r + linear(r, fb) + linear(fb, fb) + b * fb + 1.0;
+        256.0 * d // embedding
+            + 2.0 * f // input norm
+            + linear(d, 2.0 * s) // cache encoder
+            + global
+            + 1.0 // global skip
+            + 2.0 * d // local norm
+            + 4.0 * d // depthwise conv
+            + linear(f, f) // gate
+            + nb * branch
+            + 2.0 * f // fine norm 1
+            + linear(f, 2.0 * h) // fine GeGLU
+            + linear(h, f)
+            + 2.0 * f // fine norm 2
+            + 1.0 // fine skip
+            + linear(f, 256.0) // output
+    }
+
+    /// Bytes of memory coding with this preset takes at most, all of it:
+    /// parameters with their gradients, AdamW moments and update scratch; the
+    /// activations of one step kept for the backward pass and its gradients
+    /// (per lane); the rolling cache; the coder tables in flight; the segment
+    /// buffers (input, output and lane streams, up to three segments in flight);
+    /// and a fixed allowance for the program itself (about 50 MB measured).
+    /// Computed from the header alone, before anything is allocated, so a
+    /// decoder can refuse a frame it could not afford.
+    ///
+    /// Checked against measured peak resident memory (see the README): fast
+    /// 61 MB measured on 1 MiB, default 101 MB, strong 167 MB, paper 978 MB; this
+    /// estimate is above each of them and below twice each.
+    pub fn memory_needed(&self) -> u64 {
+        const F32: f64 = 4.0;
+        const PROGRAM: f64 = (64 << 20) as f64;
+        let (b, f, h) = (self.lanes as f64, self.features() as f64, self.ffn as f64);
+        let (g, s) = (self.cache as f64, self.cache_step as f64);
+        let slots = (self.cache / self.cache_step.max(1)) as f64;
+        let r = self.refiner_rank as f64 * self.refiner_branches as f64;
+        // Value, gradient, two moments and one scratch copy.
+        let params = self.param_count_f64() * F32 * 5.0;
+        // Values of one step per lane: about 48 F-wide tensors, 8 of the fine
+        // refiner's width, 4 cache-wide (old, new, keys, gradient), the cache
+        // encoder and attention, logits with softmax and tables; kept forward,
+        // doubled by their gradients, plus a third for temporaries.
+        let per_lane = 48.0 * f + 8.0 * h + 4.0 * g + 8.0 * s + 4.0 * slots + 4.0 * r + 2048.0;
+        let activations = b * per_lane * F32 * 3.0;
+        // Segments: reader, channel and coder each hold one; the lane streams
+        // and decoded output add two more; 2 MiB of I/O buffers.
+        let buffers = 5.0 * self.segment as f64 + (2 << 20) as f64;
+        // `as` saturates: a hostile header gives u64::MAX, never a wrapped value.
+        (PROGRAM + params + activations + buffers) as u64
+    }
+
     fn validate(&self) -> std::result::Result<(), &'static str> {
         let dims = [
             self.lanes,
@@ -202,7 +279,7 @@ impl Preset {
         if self.lanes > MAX_LANES || dims.iter().any(|&d| d > MAX_DIM) || self.context > 1024 {
             return Err("a size is larger than this build allows");
         }
-        if self.approx_params() > MAX_PARAMS || self.features() > MAX_DIM as usize {
+        if self.param_count() > MAX_PARAMS || self.features() > MAX_DIM as usize {
             return Err("the model would be larger than this build allows");
         }
         if !self.cache.is_multiple_of(self.cache_step) {
@@ -365,6 +442,53 @@ mod tests {
         assert_eq!(wide.fitted(1 << 20).lanes, 4096);
         assert!(p.with_lanes(0).is_err());
         assert!(p.with_lanes(1 << 20).is_err());
+    }
+
+    #[test]
+    fn param_count_is_the_models() {
+        let tiny = Preset::parse(include_str!("../tests/data/tiny.toml")).unwrap();
+        let mut presets: Vec<Preset> = Preset::builtin_names()
+            .into_iter()
+            .filter(|&n| n != "paper") // 19 M parameters: too slow to build here
+            .map(|n| Preset::load(n).unwrap())
+            .collect();
+        presets.push(tiny.clone());
+        presets.push(Preset {
+            global: GlobalRead::Linear,
+            ..tiny
+        });
+        for p in presets {
+            let m = crate::model::Model::new(&p, &candle_core::Device::Cpu).unwrap();
+            assert_eq!(p.param_count(), m.param_count() as u64, "{}", p.name);
+        }
+    }
+
+    /// Every built-in preset, with its own lanes or fewer (what fade writes
+    /// without --lanes), fits the default memory limit; the estimate grows
+    /// with the lanes and the model and never wraps on hostile values.
+    #[test]
+    fn memory_estimate_admits_the_builtins_and_saturates() {
+        let limit = crate::engine::DEFAULT_MEMORY_LIMIT;
+        for name in Preset::builtin_names() {
+            let p = Preset::load(name).unwrap();
+            assert!(p.memory_needed() <= limit, "{name}: {}", p.memory_needed());
+            assert!(p.fitted(1000).memory_needed() <= p.memory_needed());
+        }
+        let paper = Preset::load("paper").unwrap();
+        // Measured: 978 MB peak for paper on enwik6 (README).
+        assert!(paper.memory_needed() > 978_000_000);
+        let wide = paper.with_lanes(4096).unwrap();
+        assert!(wide.memory_needed() > paper.memory_needed());
+        let hostile = Preset {
+            lanes: u32::MAX,
+            refiner_rank: u32::MAX,
+            refiner_branches: u32::MAX,
+            ffn: u32::MAX,
+            cache: u32::MAX,
+            ..paper
+        };
+        assert_eq!(hostile.memory_needed(), u64::MAX);
+        assert_eq!(hostile.param_count(), u64::MAX);
     }
 
     #[test]

@@ -3,12 +3,20 @@
 //! - appended to a valid frame header of a tiny preset (reaches the block parser);
 //! - XOR-ed over the lane streams of a valid model-coded frame, whose header and
 //!   block checksums stay intact (reaches the range decoders, the model and the
-//!   content checksum).
-//! Any panic, hang or huge allocation is a bug; errors are fine.
+//!   content checksum);
+//! - as hostile values under valid checksums: a frame header whose preset
+//!   fields are taken from the input as they are (no validation), followed by a
+//!   block whose length and lane lengths are also taken from the input, each
+//!   with a correct xxh32, so random bytes reach the header validation, the
+//!   memory estimate and the block length checks that a checksum hides from
+//!   plain random input.
+//! Any panic, hang or huge allocation is a bug; errors are fine. Decoding runs
+//! under a 256 MiB memory limit (`Limits`); run with `-rss_limit_mb=1024` so an
+//! allocation the estimate did not foresee is reported.
 #![no_main]
 
 use candle_core::Device;
-use fade::engine;
+use fade::engine::{self, Limits};
 use fade::format::{DeviceClass, FrameHeader};
 use fade::Preset;
 use libfuzzer_sys::fuzz_target;
@@ -40,7 +48,14 @@ fn header() -> &'static [u8] {
         let preset = Preset::parse(TINY).unwrap();
         let fingerprint = engine::fingerprint(&preset, &Device::Cpu).unwrap();
         let mut v = Vec::new();
-        FrameHeader { preset, content_check: true, device: DeviceClass::Cpu, fingerprint }.write(&mut v).unwrap();
+        FrameHeader {
+            preset,
+            content_check: true,
+            device: DeviceClass::Cpu,
+            fingerprint,
+        }
+        .write(&mut v)
+        .unwrap();
         v
     })
 }
@@ -51,19 +66,98 @@ fn sample() -> &'static (Vec<u8>, usize) {
     S.get_or_init(|| {
         let preset = Preset::parse(TINY).unwrap();
         let text = b"fuzzing the fade decoder, one lane at a time. ".repeat(12);
-        let frame = engine::compress_slice(&text, Vec::new(), &preset, &Device::Cpu, &mut |_| {}).unwrap();
+        let frame =
+            engine::compress_slice(&text, Vec::new(), &preset, &Device::Cpu, &mut |_| {}).unwrap();
         // header, then kind(1) seg_len(4) 4 one-byte varints check(4) tail(seg_len % 4)
         let start = header().len() + 1 + 4 + 4 + 4 + text.len() % 4;
         (frame, start)
     })
 }
 
+/// The memory limit decoding runs under.
+const LIMIT: u64 = 256 << 20;
+
+/// Reads a little-endian u32 from `rest`, advancing it; zero when it runs out.
+fn take_u32(rest: &mut &[u8]) -> u32 {
+    let n = rest.len().min(4);
+    let mut b = [0u8; 4];
+    b[..n].copy_from_slice(&rest[..n]);
+    *rest = &rest[n..];
+    u32::from_le_bytes(b)
+}
+
+/// A frame with a header and a first block built from `rest` under valid
+/// checksums.
+fn hostile(mut rest: &[u8]) -> Vec<u8> {
+    let mut p = Preset::parse(TINY).unwrap();
+    // Small values most of the time (so the model gets built and the block
+    // parser reached), any value sometimes.
+    let field = |rest: &mut &[u8]| {
+        let v = take_u32(rest);
+        if v & 0x8000_0000 != 0 {
+            v & 0x7fff_ffff
+        } else {
+            v % 97
+        }
+    };
+    p.lanes = field(&mut rest);
+    p.context = field(&mut rest);
+    p.embed = field(&mut rest);
+    p.cache = field(&mut rest);
+    p.cache_step = field(&mut rest);
+    p.refiner_branches = field(&mut rest);
+    p.refiner_rank = field(&mut rest);
+    p.ffn = field(&mut rest);
+    p.segment = field(&mut rest).saturating_mul(64);
+    // Where the decoder would accept the preset, give the header the right
+    // fingerprint, so the block that follows is parsed too.
+    let mut bytes = Vec::new();
+    p.write_to(&mut bytes);
+    let fingerprint = match Preset::read_from(&mut &bytes[..]) {
+        Ok(q) if q.memory_needed() <= LIMIT => {
+            engine::fingerprint(&q, &Device::Cpu).unwrap_or(0)
+        }
+        _ => 0,
+    };
+    let mut v = Vec::new();
+    FrameHeader {
+        preset: p.clone(),
+        content_check: true,
+        device: DeviceClass::Cpu,
+        fingerprint,
+    }
+    .write(&mut v)
+    .unwrap();
+    // A block header: kind, length, lane lengths (as varints), xxh32.
+    let kind = rest.first().map_or(1, |k| k % 3);
+    rest = rest.get(1..).unwrap_or(&[]);
+    let mut head = vec![kind];
+    head.extend_from_slice(&take_u32(&mut rest).to_le_bytes());
+    if kind == 1 {
+        for _ in 0..p.lanes.min(64) {
+            let mut l = take_u32(&mut rest) as u64;
+            while l >= 0x80 {
+                head.push(l as u8 | 0x80);
+                l >>= 7;
+            }
+            head.push(l as u8);
+        }
+    }
+    let check = xxhash_rust::xxh32::xxh32(&head, 0);
+    head.extend_from_slice(&check.to_le_bytes());
+    v.extend_from_slice(&head);
+    v.extend_from_slice(rest);
+    v
+}
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&mode, rest)) = data.split_first() else { return };
-    let input: Vec<u8> = match mode % 3 {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let input: Vec<u8> = match mode % 4 {
         0 => rest.to_vec(),
         1 => [header(), rest].concat(),
-        _ => {
+        2 => {
             let (frame, start) = sample();
             let mut f = frame.clone();
             for (b, x) in f[*start..].iter_mut().zip(rest) {
@@ -71,6 +165,14 @@ fuzz_target!(|data: &[u8]| {
             }
             f
         }
+        _ => hostile(rest),
     };
-    let _ = engine::decompress(&mut &input[..], &mut std::io::sink(), &Device::Cpu, &mut |_| {});
+    let limits = Limits { memory: LIMIT };
+    let _ = engine::decompress_with(
+        &mut &input[..],
+        &mut std::io::sink(),
+        &Device::Cpu,
+        &limits,
+        &mut |_| {},
+    );
 });

@@ -4,13 +4,17 @@
 //! gzip/xz/zstd form (`fade FILE` writes FILE.fade, `fade -d FILE.fade` writes
 //! FILE, with -c, -t, -l, -k, --rm, -f). `-` or a missing operand means
 //! stdin/stdout.
+//!
+//! A subcommand is recognised only as the first operand (`fade a compress b`
+//! compresses three files), and the flags of both forms are global, so
+//! `fade -c compress FILE` writes to stdout.
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 /// Lossless compression with a neural network that learns the data while it codes it.
 #[derive(Debug, Parser)]
-#[command(name = "fade", version, about, subcommand_precedence_over_arg = true)]
+#[command(name = "fade", version, about)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -47,6 +51,30 @@ pub struct Common {
     /// lanes for little more than the cost of a few.
     #[arg(long, global = true, value_name = "N")]
     pub lanes: Option<u32>,
+    /// Largest amount of memory a file may need to compress or decompress
+    /// (like xz's --memlimit): bytes, or with a unit (512MiB, 8GiB, 8G).
+    /// Files asking for more are refused before anything is allocated.
+    /// The default, 4 GiB, admits every built-in preset.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+    /// Write to stdout, keep inputs.
+    #[arg(short = 'c', long, global = true)]
+    pub stdout: bool,
+    /// Keep input files (the default).
+    #[arg(short, long, global = true)]
+    pub keep: bool,
+    /// Remove each input file after its output is complete and synced
+    /// (ignored when writing to stdout).
+    #[arg(long, global = true, conflicts_with = "keep")]
+    pub rm: bool,
+}
+
+/// A byte count: a number of bytes, or a number with a unit (KiB, MiB, GiB,
+/// or K, M, G, KB, MB, GB).
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("not a size ({e})"))
 }
 
 /// The gzip-style form: operate on FILEs in place.
@@ -63,15 +91,6 @@ pub struct Classic {
     /// List compressed files: preset, sizes, ratio, checksum.
     #[arg(short, long, group = "mode")]
     pub list: bool,
-    /// Write to stdout, keep inputs.
-    #[arg(short = 'c', long)]
-    pub stdout: bool,
-    /// Keep input files (the default).
-    #[arg(short, long)]
-    pub keep: bool,
-    /// Remove each input file after its output is complete and synced.
-    #[arg(long, conflicts_with = "keep")]
-    pub rm: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,10 +145,17 @@ pub struct Transfer {
     pub input: Option<PathBuf>,
     /// Output ('-' for stdout).
     pub output: Option<PathBuf>,
-    /// Write to stdout.
-    #[arg(short = 'c', long)]
-    pub stdout: bool,
-    /// Remove the input after the output is complete and synced.
-    #[arg(long)]
-    pub rm: bool,
+}
+
+impl Command {
+    /// The subcommand's name, for messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Compress(_) => "compress",
+            Command::Decompress(_) => "decompress",
+            Command::Test { .. } => "test",
+            Command::List { .. } => "list",
+            Command::Bench { .. } => "bench",
+        }
+    }
 }

@@ -168,6 +168,7 @@ fn codecs(
     threads: Option<usize>,
     device: &str,
     lanes: Option<u32>,
+    memory_limit: Option<u64>,
     quiet: bool,
 ) -> Result<Vec<Codec>> {
     let exe = std::env::current_exe()?.display().to_string();
@@ -177,6 +178,9 @@ fn codecs(
         let mut c = vec![exe.clone(), "-q".into(), "--device".into(), device.into()];
         if let Some(t) = threads {
             c.extend(["-T".into(), t.to_string()]);
+        }
+        if let Some(m) = memory_limit {
+            c.extend(["--memory-limit".into(), m.to_string()]);
         }
         let mut d = c.clone();
         c.extend(s(&["compress", "-c", "-p", p]));
@@ -266,7 +270,14 @@ pub fn run(
         bail!("no files to benchmark");
     }
     let quiet = c.quiet;
-    let codecs = codecs(presets, c.threads, &c.device, c.lanes, quiet)?;
+    let codecs = codecs(
+        presets,
+        c.threads,
+        &c.device,
+        c.lanes,
+        c.memory_limit,
+        quiet,
+    )?;
     let gpu = GpuProbe::new(&c.device);
     let work = tempfile::tempdir()?;
     let mut rows = Vec::new();

@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod output;
+mod stdio;
 
 use anyhow::{bail, Context, Result};
 use args::{Cli, Command, Common, Transfer};
@@ -13,7 +14,7 @@ use fade::{engine, Preset};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
 use std::ffi::OsString;
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -102,6 +103,15 @@ pub fn run() -> Result<()> {
     }
     output::install_signal_cleanup();
     let c = &cli.common;
+    let k = &cli.classic;
+    if let Some(cmd) = &cli.command {
+        if k.decompress || k.test || k.list {
+            bail!(
+                "-d, -t and -l cannot be combined with the {} subcommand",
+                cmd.name()
+            );
+        }
+    }
     match &cli.command {
         Some(Command::Compress(t)) => transfer(Mode::Compress, t, c),
         Some(Command::Decompress(t)) => transfer(Mode::Decompress, t, c),
@@ -173,24 +183,24 @@ fn classic(cli: &Cli) -> Result<()> {
         Mode::Compress
     };
     each(&k.files, |input| {
-        let output = match input {
-            End::File(p) if !k.stdout => End::File(derived_name(mode, p)?),
-            _ => End::Std,
+        let (output, in_place) = match input {
+            End::File(p) if !c.stdout => (End::File(derived_name(mode, p)?), true),
+            _ => (End::Std, false),
         };
-        code(mode, input, &output, k.rm && !k.stdout, c)
+        code(mode, input, &output, c.rm && !c.stdout, in_place, c)
     })
 }
 
 fn transfer(mode: Mode, t: &Transfer, c: &Common) -> Result<()> {
     let input = End::from_arg(t.input.as_ref());
-    let output = match (&t.output, &input) {
-        (Some(o), _) => End::from_arg(Some(o)),
-        (None, End::File(p)) if !t.stdout => End::File(derived_name(mode, p)?),
-        _ => End::Std,
+    let (output, in_place) = match (&t.output, &input) {
+        (Some(o), _) => (End::from_arg(Some(o)), false),
+        (None, End::File(p)) if !c.stdout => (End::File(derived_name(mode, p)?), true),
+        _ => (End::Std, false),
     };
     // As with zstd, --rm is ignored when the output goes to stdout.
-    let rm = t.rm && matches!(output, End::File(_));
-    code(mode, &input, &output, rm, c)
+    let rm = c.rm && matches!(output, End::File(_));
+    code(mode, &input, &output, rm, in_place, c)
 }
 
 /// FILE -> FILE.fade; FILE.fade -> FILE.
@@ -245,18 +255,94 @@ impl<W: Write> Write for Counter<W> {
     }
 }
 
-/// Maps a regular file into memory (empty files cannot be mapped).
-fn map_input(file: &File) -> Result<Option<memmap2::Mmap>> {
-    if file.metadata()?.len() == 0 {
-        return Ok(None);
+/// An opened input.
+enum Source {
+    /// A regular file and its metadata when opened: its size for the progress
+    /// bar, its permissions and times for the output, and the reference that
+    /// tells whether it changed while it was read.
+    Regular(File, Metadata),
+    /// A FIFO, a character device (`/dev/null`, a terminal), a socket or a
+    /// process substitution: read as a stream, like stdin.
+    Stream(File),
+    /// Standard input.
+    Stdin,
+}
+
+impl Source {
+    /// Opens `input`. Anything but a directory can be read; a non-regular file
+    /// only when the output is not derived from its name (`-c` or a named
+    /// output), as with gzip, and never with --rm.
+    fn open(input: &End, in_place: bool, rm: bool) -> Result<Self> {
+        let p = match input {
+            End::Std if stdio::was_closed(0) => bail!("cannot read standard input: it is closed"),
+            End::Std => return Ok(Source::Stdin),
+            End::File(p) => p,
+        };
+        // Looked at before opening: opening a FIFO waits for a writer.
+        let m = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
+        if m.is_dir() {
+            bail!("{}: is a directory", p.display());
+        }
+        if !m.is_file() && (in_place || rm) {
+            bail!(
+                "{}: not a regular file (use -c or name the output to read it as a stream)",
+                p.display()
+            );
+        }
+        let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+        let m = f
+            .metadata()
+            .with_context(|| format!("cannot open {}", p.display()))?;
+        Ok(if m.is_file() {
+            Source::Regular(f, m)
+        } else {
+            Source::Stream(f)
+        })
     }
-    // SAFETY: read-only map; as with any mmap-based tool, another process
-    // truncating the file meanwhile could fault.
-    Ok(Some(unsafe { memmap2::Mmap::map(file)? }))
+
+    fn meta(&self) -> Option<&Metadata> {
+        match self {
+            Source::Regular(_, m) => Some(m),
+            _ => None,
+        }
+    }
+
+    fn reader(&self) -> Box<dyn Read + Send + '_> {
+        match self {
+            Source::Regular(f, _) | Source::Stream(f) => Box::new(f),
+            Source::Stdin => Box::new(std::io::stdin()),
+        }
+    }
+
+    /// After the input was read to its end (`read` bytes): fails like tar's
+    /// "file changed as we read it" if a regular file's size, modification or
+    /// status-change time moved, or if it did not yield the size it had.
+    fn check_unchanged(&self, read: u64) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let Source::Regular(f, before) = self else {
+            return Ok(());
+        };
+        let now = f.metadata().context("cannot stat the input again")?;
+        let stamp = |m: &Metadata| {
+            (
+                m.len(),
+                m.mtime(),
+                m.mtime_nsec(),
+                m.ctime(),
+                m.ctime_nsec(),
+            )
+        };
+        if read != before.len() || stamp(&now) != stamp(before) {
+            bail!("file changed as we read it");
+        }
+        Ok(())
+    }
 }
 
 /// The work itself: `input` into `output`, then the optional removal of the input.
-fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<()> {
+/// `in_place`: the output's name is derived from the input's.
+fn code(mode: Mode, input: &End, output: &End, rm: bool, in_place: bool, c: &Common) -> Result<()> {
+    let limits = limits(c);
     let preset = if mode == Mode::Compress {
         let p = Preset::load(&c.preset)?;
         Some(match c.lanes {
@@ -267,6 +353,9 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
         None
     };
     match (mode, input, output) {
+        (_, _, End::Std) if stdio::was_closed(1) => {
+            bail!("cannot write to standard output: it is closed")
+        }
         (Mode::Compress, _, End::Std) if std::io::stdout().is_terminal() && !c.force => {
             bail!("refusing to write compressed data to a terminal (use -f to force)")
         }
@@ -279,19 +368,16 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
         _ => {}
     }
     let start = Instant::now();
-    let meta = match input {
-        End::File(p) => {
-            let m = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
-            if !m.is_file() {
-                bail!("{}: not a regular file", p.display());
-            }
-            Some(m)
-        }
-        End::Std => None,
-    };
+    let source = Source::open(input, in_place, rm)?;
+    let name = input.name();
+    // A preset too large for the limit is refused before any work; the
+    // library checks again once the preset is fitted to the input.
+    if let (Some(p), Some(m)) = (&preset, source.meta()) {
+        limits.check(&p.fitted(m.len().try_into().unwrap_or(usize::MAX)))?;
+    }
     let pb = progress_bar(
         if mode == Mode::Compress {
-            meta.as_ref().map(|m| m.len())
+            source.meta().map(|m| m.len())
         } else {
             None
         },
@@ -302,47 +388,37 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
     // Runs the codec into any writer; returns (bytes in, bytes out).
     let run = |w: &mut dyn Write, progress: &mut dyn FnMut(u64)| -> Result<(u64, u64)> {
         let mut w = Counter { inner: w, n: 0 };
-        let n_in = match (mode, input) {
-            (Mode::Compress, End::File(p)) => {
-                let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-                let map = map_input(&f)?;
-                let data: &[u8] = map.as_deref().unwrap_or(&[]);
-                engine::compress_slice(data, &mut w, preset.as_ref().unwrap(), &dev, progress)?;
-                data.len() as u64
-            }
-            (Mode::Compress, End::Std) => {
+        let n_in = match mode {
+            Mode::Compress => {
+                // Each segment is read into fade's own memory, then hashed
+                // and coded from there: what is hashed is what is coded.
                 let mut counted = ReadCounter {
-                    inner: std::io::stdin(),
+                    inner: source.reader(),
                     n: 0,
                 };
-                engine::compress_reader(
+                engine::compress_reader_with(
                     &mut counted,
                     &mut w,
                     preset.as_ref().unwrap(),
                     &dev,
+                    &limits,
                     progress,
                 )?;
+                source.check_unchanged(counted.n)?;
                 counted.n
             }
-            (Mode::Decompress, src) => {
-                let reader: Box<dyn Read> = match src {
-                    End::File(p) => Box::new(
-                        File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
-                    ),
-                    End::Std => Box::new(std::io::stdin().lock()),
-                };
+            Mode::Decompress => {
                 let mut r = ReadCounter {
-                    inner: std::io::BufReader::with_capacity(1 << 20, reader),
+                    inner: std::io::BufReader::with_capacity(1 << 20, source.reader()),
                     n: 0,
                 };
-                engine::decompress(&mut r, &mut w, &dev, progress)?;
+                engine::decompress_with(&mut r, &mut w, &dev, &limits, progress)?;
                 r.n
             }
         };
         w.flush()?;
         Ok((n_in, w.n))
     };
-    let name = input.name();
     let (n_in, n_out) = match output {
         End::Std => {
             let mut w = stdout_writer();
@@ -351,9 +427,9 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
             r
         }
         End::File(o) => {
-            let mut out = AtomicOutput::create(o, c.force)?;
+            let mut out = AtomicOutput::create(o, c.force, source.meta().is_some())?;
             let r = run(out.writer(), &mut progress).with_context(|| name.clone())?;
-            out.commit(meta.as_ref())?;
+            out.commit(source.meta())?;
             r
         }
     };
@@ -379,6 +455,13 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, c: &Common) -> Result<(
     Ok(())
 }
 
+/// The limits of `--memory-limit`.
+fn limits(c: &Common) -> engine::Limits {
+    engine::Limits {
+        memory: c.memory_limit.unwrap_or(engine::DEFAULT_MEMORY_LIMIT),
+    }
+}
+
 /// Counts bytes read.
 struct ReadCounter<R> {
     inner: R,
@@ -394,22 +477,23 @@ impl<R: Read> Read for ReadCounter<R> {
 }
 
 fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
-    Ok(match e {
-        End::File(p) => Box::new(std::io::BufReader::with_capacity(
-            1 << 20,
-            File::open(p).with_context(|| format!("cannot open {}", p.display()))?,
-        )),
-        End::Std => Box::new(std::io::stdin().lock()),
+    let source = Source::open(e, false, false)?;
+    Ok(match source {
+        Source::Regular(f, _) | Source::Stream(f) => {
+            Box::new(std::io::BufReader::with_capacity(1 << 20, f))
+        }
+        Source::Stdin => Box::new(std::io::stdin().lock()),
     })
 }
 
 fn test(e: &End, c: &Common) -> Result<()> {
     let mut r = open_compressed(e)?;
     let pb = progress_bar(None, c.quiet);
-    let sum = engine::decompress(
+    let sum = engine::decompress_with(
         &mut r,
         &mut std::io::sink(),
         &device(&c.device)?,
+        &limits(c),
         &mut |n| pb.inc(n),
     )
     .with_context(|| e.name())?;
@@ -426,6 +510,9 @@ fn test(e: &End, c: &Common) -> Result<()> {
 }
 
 fn list(files: &[PathBuf]) -> Result<()> {
+    if stdio::was_closed(1) {
+        bail!("cannot write to standard output: it is closed");
+    }
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

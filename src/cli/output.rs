@@ -14,8 +14,22 @@ use tempfile::NamedTempFile;
 /// Temporary files in flight, removed by the signal handler.
 static IN_FLIGHT: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
+/// The signals whose handler removes temporary outputs.
+const CLEANUP_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+
 /// On SIGINT, SIGTERM or SIGHUP: remove every temporary output, exit 130.
+/// A signal the caller chose to ignore (`nohup fade big &`) stays ignored, as
+/// with gzip.
 pub fn install_signal_cleanup() {
+    let ignored: Vec<libc::c_int> = CLEANUP_SIGNALS
+        .into_iter()
+        .filter(|&sig| {
+            // SAFETY: a null new action only reads the current disposition.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            let rc = unsafe { libc::sigaction(sig, std::ptr::null(), &mut old) };
+            rc == 0 && old.sa_sigaction == libc::SIG_IGN
+        })
+        .collect();
     let _ = ctrlc::set_handler(|| {
         if let Ok(list) = IN_FLIGHT.lock() {
             for p in list.iter() {
@@ -25,6 +39,10 @@ pub fn install_signal_cleanup() {
         eprintln!("fade: interrupted");
         std::process::exit(130);
     });
+    for sig in ignored {
+        // SAFETY: restores the disposition the process started with.
+        unsafe { libc::signal(sig, libc::SIG_IGN) };
+    }
 }
 
 fn forget(path: &Path) {
@@ -42,19 +60,37 @@ pub struct AtomicOutput {
 }
 
 impl AtomicOutput {
-    /// Refuses an existing target unless `force`, then creates the temporary file
-    /// in the target's directory (so the final rename stays on one file system).
-    pub fn create(target: &Path, force: bool) -> Result<Self> {
-        if target.exists() && !force {
-            bail!("{} already exists (use -f to overwrite)", target.display());
+    /// Refuses an existing target unless `force` (a dangling symbolic link
+    /// counts as existing), a directory even with `force`, and a name the file
+    /// system cannot hold, all before any work; then creates the temporary file
+    /// in the target's directory (so the final rename stays on one file
+    /// system). Without `keeps_mode` (the input is a stream) the file is
+    /// created with mode 0666 less the umask, as any new file; otherwise it is
+    /// private until [`AtomicOutput::commit`] gives it the input's permissions.
+    pub fn create(target: &Path, force: bool, keeps_mode: bool) -> Result<Self> {
+        match std::fs::symlink_metadata(target) {
+            Ok(m) if m.is_dir() => bail!("{}: is a directory", target.display()),
+            Ok(_) if !force => {
+                bail!("{} already exists (use -f to overwrite)", target.display())
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENAMETOOLONG) => {
+                bail!("{}: file name too long", target.display())
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot write {}", target.display())),
         }
         let dir = match target.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
-        let tmp = tempfile::Builder::new()
-            .prefix(".fade-")
-            .suffix(".tmp")
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".fade-").suffix(".tmp");
+        if !keeps_mode {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        let tmp = builder
             .tempfile_in(dir)
             .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
         let tmp_path = tmp.path().to_path_buf();
@@ -95,8 +131,15 @@ impl AtomicOutput {
             tmp.persist_noclobber(&self.target)
         };
         forget(&self.tmp_path);
-        res.map_err(|e| e.error)
-            .with_context(|| format!("cannot write {}", self.target.display()))?;
+        // The target was checked when the work started; only a race with
+        // another process can make it exist now. The temporary file is removed.
+        match res.map_err(|e| e.error) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => bail!(
+                "{} was created by another process while fade was working; it was not overwritten (use -f to overwrite)",
+                self.target.display()
+            ),
+            r => r.with_context(|| format!("cannot write {}", self.target.display()))?,
+        };
         // Make the rename itself durable before anyone deletes the input.
         if let Some(dir) = self.target.parent().filter(|p| !p.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {

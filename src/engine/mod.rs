@@ -32,6 +32,41 @@ pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
 /// Header overhead of a stored block: kind, length, check.
 const STORED_OVERHEAD: usize = 9;
 
+/// The memory limit without `--memory-limit`: 4 GiB. Every built-in preset,
+/// with the lanes fade gives it by default, needs well under this (the largest,
+/// `paper`, about 1.2 GiB by [`Preset::memory_needed`]).
+pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
+
+/// What the caller lets coding use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Bytes of memory a frame may need ([`Preset::memory_needed`]); a frame
+    /// needing more is refused before anything is allocated.
+    pub memory: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses `p` if coding with it would need more memory than allowed.
+    pub fn check(&self, p: &Preset) -> Result<()> {
+        let needed = p.memory_needed();
+        if needed > self.memory {
+            return Err(Error::MemoryLimit {
+                needed,
+                limit: self.memory,
+            });
+        }
+        Ok(())
+    }
+}
+
 fn device_class(dev: &Device) -> DeviceClass {
     if dev.is_cuda() {
         DeviceClass::Cuda
@@ -116,14 +151,31 @@ impl<W: Write> Compressor<W> {
     }
 }
 
+/// Compresses everything `input` yields into one frame, within the default
+/// [`Limits`]. See [`compress_reader_with`].
+pub fn compress_reader<R: Read + Send, W: Write>(
+    input: R,
+    out: W,
+    preset: &Preset,
+    device: &Device,
+    progress: &mut dyn FnMut(u64),
+) -> Result<W> {
+    compress_reader_with(input, out, preset, device, &Limits::default(), progress)
+}
+
 /// Compresses everything `input` yields into one frame. A reader thread fills
 /// segments and hands them over a bounded channel, so reading overlaps with
-/// modelling and at most three segments are in memory.
-pub fn compress_reader<R: Read + Send, W: Write>(
+/// modelling and at most three segments are in memory. Each segment is read
+/// into memory the process owns before it is hashed and coded, so the bytes
+/// hashed are exactly the bytes coded, whatever happens to the input meanwhile.
+/// Refuses, before the model is built, a preset (as fitted to the input) that
+/// would need more memory than `limits` allow.
+pub fn compress_reader_with<R: Read + Send, W: Write>(
     mut input: R,
     out: W,
     preset: &Preset,
     device: &Device,
+    limits: &Limits,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
     let seg = preset.segment as usize;
@@ -156,12 +208,13 @@ pub fn compress_reader<R: Read + Send, W: Write>(
         // it is the whole input, and its length is known before the header.
         let first = rx
             .recv()
-            .map_err(|_| Error::Corrupt("reader thread stopped"))??;
+            .map_err(|_| Error::Internal("reader thread stopped"))??;
         let preset = if first.len() < seg {
             preset.fitted(first.len())
         } else {
             preset.clone()
         };
+        limits.check(&preset)?;
         let mut c = Compressor::new(&preset, device, out)?;
         c.segment(&first, progress)?;
         for msg in rx.iter() {
@@ -202,17 +255,33 @@ pub struct Summary {
     pub first: Option<FrameHeader>,
 }
 
-/// Decodes every frame of `input` into `out`, verifying lengths and checksums.
-/// Trailing bytes that do not start a frame are an error.
+/// Decodes every frame of `input` into `out` within the default [`Limits`].
+/// See [`decompress_with`].
 pub fn decompress<R: Read, W: Write>(
     input: &mut R,
     out: &mut W,
     device: &Device,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
+    decompress_with(input, out, device, &Limits::default(), progress)
+}
+
+/// Decodes every frame of `input` into `out`, verifying lengths and checksums.
+/// Trailing bytes that do not start a frame are an error. A frame whose header
+/// asks for more memory than `limits` allow is refused before anything of it
+/// is allocated.
+pub fn decompress_with<R: Read, W: Write>(
+    input: &mut R,
+    out: &mut W,
+    device: &Device,
+    limits: &Limits,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary> {
     let mut sum = Summary::default();
     while let Some(header) = next_header(input, sum.frames)? {
-        sum.content += decode_frame(&header, input, out, device, progress)?;
+        limits.check(&header.preset)?;
+        let n = decode_frame(&header, input, out, device, progress)?;
+        sum.content = sum.content.checked_add(n).ok_or(TOTAL_OVERFLOW)?;
         sum.frames += 1;
         sum.first.get_or_insert(header);
     }
@@ -301,17 +370,31 @@ fn decode_frame<R: Read, W: Write>(
     }
 }
 
+/// Content lengths that add up beyond 2^64 bytes: no real input is that long.
+const TOTAL_OVERFLOW: Error = Error::Corrupt("content lengths add up beyond 2^64 bytes");
+
 /// Reads only the headers and block framing of every frame (no model work):
 /// for `fade list`. Returns (header of the first frame, frames, content bytes).
+/// A frame whose blocks do not add up to its recorded length is corrupt.
 pub fn scan<R: Read>(input: &mut R) -> Result<(FrameHeader, usize, u64)> {
     let mut frames = 0;
     let mut content = 0u64;
     let mut first_header = None;
     while let Some(h) = next_header(input, frames)? {
+        let mut blocks = 0u64;
         loop {
-            if let Block::End { total, .. } = format::read_block(input, &h)? {
-                content += total;
-                break;
+            match format::read_block(input, &h)? {
+                Block::End { total, .. } => {
+                    if total != blocks {
+                        return Err(Error::Corrupt(
+                            "content length differs from the frame's record",
+                        ));
+                    }
+                    content = content.checked_add(total).ok_or(TOTAL_OVERFLOW)?;
+                    break;
+                }
+                Block::Stored(d) => blocks += d.len() as u64,
+                Block::Model { seg_len, .. } => blocks += seg_len as u64,
             }
         }
         frames += 1;

@@ -1,0 +1,530 @@
+//! Data safety against a hostile world, through the real binary (issue 11):
+//! inputs that change while read, hostile headers, pipes, signals, permissions,
+//! operands named like subcommands, and errors that must come early.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fade"));
+    c.env("RUST_BACKTRACE", "1");
+    c
+}
+
+fn text(n: usize) -> Vec<u8> {
+    b"Keep every byte of me, even when the world moves under you. "
+        .iter()
+        .cycle()
+        .take(n)
+        .cloned()
+        .collect()
+}
+
+/// Bytes of text the tiny preset takes about a second or more to compress
+/// here, and about two seconds on a loaded 2-core machine: long enough to act
+/// on a running fade.
+const SLOW: usize = 32 * 1024;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Names in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits until fade has opened its input and created its temporary output
+/// (it does so in that order), so a change made now happens while it works.
+fn wait_for_tmp(dir: &Path, child: &mut Child) {
+    let t0 = Instant::now();
+    loop {
+        if names(dir).iter().any(|n| n.starts_with(".fade-")) {
+            return;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("fade ended ({st}) before it created its temporary file");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "no temporary file");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Asserts the child is still running (the change came during the work).
+fn still_running(child: &mut Child) {
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "fade finished before the change: make SLOW larger"
+    );
+}
+
+fn finish(child: Child) -> std::process::Output {
+    child.wait_with_output().unwrap()
+}
+
+fn spawn(args: &[&str]) -> Child {
+    bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Item 1: a file changed in place while fade reads it is reported like tar
+/// does; no output is kept and --rm keeps the input.
+#[test]
+fn input_changed_in_place_is_refused_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    let data = text(SLOW);
+    std::fs::write(&f, &data).unwrap();
+    let mut child = spawn(&["-q", "--rm", "-p", &tiny(), s(&f)]);
+    wait_for_tmp(dir.path(), &mut child);
+    still_running(&mut child);
+    // Like `printf Z | dd of=f bs=1 seek=N conv=notrunc`: same size, new byte.
+    let mut w = std::fs::OpenOptions::new().write(true).open(&f).unwrap();
+    std::io::Seek::seek(&mut w, std::io::SeekFrom::Start(SLOW as u64 * 3 / 4)).unwrap();
+    w.write_all(b"Z").unwrap();
+    drop(w);
+    let out = finish(child);
+    fails_with(&out, "file changed as we read it");
+    assert_eq!(names(dir.path()), ["f"], "output or temporary file kept");
+    assert_eq!(std::fs::metadata(&f).unwrap().len(), SLOW as u64);
+}
+
+/// Item 2: a file truncated while read (copytruncate) fails with one line,
+/// exit 1, no temporary file, where the memory map took SIGBUS.
+#[test]
+fn input_truncated_while_read_fails_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("log");
+    std::fs::write(&f, text(SLOW)).unwrap();
+    let mut child = spawn(&["-q", "--rm", "-p", &tiny(), s(&f)]);
+    wait_for_tmp(dir.path(), &mut child);
+    still_running(&mut child);
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&f)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    let out = finish(child);
+    fails_with(&out, "file changed as we read it");
+    assert_eq!(names(dir.path()), ["log"], "output or temporary file kept");
+}
+
+/// A frame header for `preset` with a valid checksum, as a hostile file
+/// would carry it, and the given arithmetic fingerprint.
+fn header_for(preset: &fade::Preset) -> Vec<u8> {
+    header_with(preset, 0)
+}
+
+fn header_with(preset: &fade::Preset, fingerprint: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    fade::format::FrameHeader {
+        preset: preset.clone(),
+        content_check: true,
+        device: fade::format::DeviceClass::Cpu,
+        fingerprint,
+    }
+    .write(&mut v)
+    .unwrap();
+    v
+}
+
+fn preset(toml: &str) -> fade::Preset {
+    fade::Preset::parse(toml).unwrap()
+}
+
+fn tiny_preset() -> fade::Preset {
+    preset(&std::fs::read_to_string(tiny()).unwrap())
+}
+
+/// Item 3: a small file with a valid header asking for huge lanes and a huge
+/// refiner is refused before any allocation, naming both figures.
+#[test]
+fn memory_bomb_header_is_refused_before_allocating() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = fade::Preset {
+        lanes: 65536,
+        context: 1,
+        embed: 1,
+        cache: 1,
+        cache_step: 1,
+        refiner_branches: 1,
+        refiner_rank: 1,
+        ffn: 65536,
+        segment: 65536,
+        ..tiny_preset()
+    };
+    let mut file = header_for(&bomb);
+    file.extend_from_slice(&[0u8; 16]);
+    assert!(file.len() < 150, "{} bytes", file.len());
+    let f = dir.path().join("bomb.fade");
+    std::fs::write(&f, &file).unwrap();
+    let t0 = Instant::now();
+    for args in [
+        vec!["-dc", s(&f)],
+        vec!["test", s(&f)],
+        vec!["decompress", s(&f), "-"],
+    ] {
+        let out = bin().args(&args).output().unwrap();
+        fails_with(&out, "of memory, above the limit of 4.0 GiB");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("GiB") && err.contains("--memory-limit"),
+            "{err}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    assert!(t0.elapsed() < Duration::from_secs(10), "refused too late");
+}
+
+/// Item 3: --memory-limit sets the limit both ways; compression checks before
+/// it starts; the default admits the built-in presets.
+#[test]
+fn memory_limit_flag_is_applied_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("a");
+    std::fs::write(&f, text(3000)).unwrap();
+    let out = fade(&["--memory-limit", "1MiB", "-p", &tiny(), s(&f)]);
+    fails_with(&out, "above the limit of 1.0 MiB");
+    assert_eq!(names(dir.path()), ["a"]);
+    ok(fade(&["-p", &tiny(), s(&f)]));
+    let packed = dir.path().join("a.fade");
+    let out = fade(&["--memory-limit", "1000000", "-dc", s(&packed)]);
+    fails_with(&out, "above the limit of 976.6 KiB");
+    assert_eq!(
+        ok(fade(&["--memory-limit", "2G", "-dc", s(&packed)])),
+        text(3000)
+    );
+    let out = fade(&["--memory-limit", "lots", "-dc", s(&packed)]);
+    assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
+}
+
+/// Item 9: frames whose recorded lengths add up beyond 2^64 are corrupt, not
+/// listed as "original 0".
+#[test]
+fn list_refuses_lengths_that_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = tiny_preset();
+    let cpu = candle_core::Device::Cpu;
+    let mut frame = header_with(&p, fade::engine::fingerprint(&p, &cpu).unwrap());
+    fade::format::write_end(&mut frame, 1 << 63, Some(0)).unwrap();
+    let f = dir.path().join("huge.fade");
+    std::fs::write(&f, [frame.clone(), frame].concat()).unwrap();
+    for cmd in ["list", "test"] {
+        let out = fade(&[cmd, s(&f)]);
+        fails_with(&out, "corrupt data");
+    }
+}
+
+/// Item 4: a reader that goes away is not an error, also when the library
+/// is writing (compression, and decompression past the 1 MiB buffer).
+#[test]
+fn closed_pipe_is_quiet_success_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, text(3000)).unwrap();
+    let mut child = bin()
+        .args(["-c", "-p", &tiny(), s(&f)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader is gone before the first write
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+
+    // Past the 1 MiB output buffer, the library itself meets the closed pipe.
+    let packed = dir.path().join("big.fade");
+    std::fs::write(&packed, unmodelled_frame(1_200_000)).unwrap();
+    assert_eq!(ok(fade(&["-dc", s(&packed)])).len(), 1_200_000);
+    let mut child = bin()
+        .args(["-dc", s(&packed)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 10];
+    child
+        .stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(child.stdout.take()); // `| head -c 10`
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}
+
+/// A valid frame of `n` bytes that decodes without model work: stored
+/// blocks shorter than the lane count have no lane bytes to learn from.
+/// (Anything the model codes takes about 30 µs a byte here.)
+fn unmodelled_frame(n: usize) -> Vec<u8> {
+    let p = fade::Preset {
+        lanes: 2048,
+        segment: 2048,
+        ..tiny_preset()
+    };
+    let mut frame = header_with(
+        &p,
+        fade::engine::fingerprint(&p, &candle_core::Device::Cpu).unwrap(),
+    );
+    let data = random_bytes(n, 5);
+    for block in data.chunks(2047) {
+        fade::format::write_stored_block(&mut frame, block).unwrap();
+    }
+    let sum = xxhash_rust::xxh3::xxh3_64(&data);
+    fade::format::write_end(&mut frame, n as u64, Some(sum)).unwrap();
+    frame
+}
+
+/// Item 4: a closed stdout or stdin is an error, as with gzip, xz and zstd.
+#[test]
+fn closed_standard_streams_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, text(500)).unwrap();
+    let sh = |script: &str| {
+        Command::new("sh")
+            .args([
+                "-c",
+                script,
+                "sh",
+                env!("CARGO_BIN_EXE_fade"),
+                s(&f),
+                &tiny(),
+            ])
+            .output()
+            .unwrap()
+    };
+    fails_with(
+        &sh(r#""$1" -c -p "$3" "$2" >&-"#),
+        "cannot write to standard output: it is closed",
+    );
+    fails_with(
+        &sh(r#""$1" -d <&- >/dev/null"#),
+        "cannot read standard input: it is closed",
+    );
+    // Closed streams that are not used do not matter.
+    let out = sh(r#""$1" -p "$3" "$2" <&- >&-"#);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(dir.path().join("f.fade").exists());
+}
+
+/// Spawns fade with SIGHUP set to `disposition`, as `nohup` does (whatever
+/// the test runner's own disposition is).
+fn with_hangup(disposition: libc::sighandler_t, args: &[&str]) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = bin();
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGHUP, disposition);
+            Ok(())
+        });
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Item 5: a signal the caller ignores (nohup) stays ignored; others still
+/// clean up.
+#[test]
+fn ignored_hangup_stays_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    let data = text(SLOW);
+    std::fs::write(&f, &data).unwrap();
+    let mut child = with_hangup(libc::SIG_IGN, &["-q", "-p", &tiny(), s(&f)]);
+    wait_for_tmp(dir.path(), &mut child);
+    still_running(&mut child);
+    let kill = |sig: &str, pid: u32| {
+        Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+    };
+    kill("-HUP", child.id());
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let packed = dir.path().join("f.fade");
+    assert_eq!(ok(fade(&["-dc", s(&packed)])), data);
+
+    // Not ignored: SIGHUP interrupts and removes the temporary file.
+    std::fs::remove_file(&packed).unwrap();
+    let mut child = with_hangup(libc::SIG_DFL, &["-q", "-p", &tiny(), s(&f)]);
+    wait_for_tmp(dir.path(), &mut child);
+    kill("-HUP", child.id());
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    assert_eq!(names(dir.path()), ["f"]);
+}
+
+/// Item 6: output from a stream gets 0666 less the umask; output from a file
+/// keeps the file's mode.
+#[test]
+fn output_from_stdin_follows_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, text(500)).unwrap();
+    for (umask, want) in [("022", 0o644), ("027", 0o640), ("000", 0o666)] {
+        let out = dir.path().join(format!("o{umask}"));
+        let st = Command::new("sh")
+            .args([
+                "-c",
+                &format!(r#"umask {umask}; exec "$1" compress -p "$2" - "$3" < "$4""#),
+                "sh",
+                env!("CARGO_BIN_EXE_fade"),
+                &tiny(),
+                s(&out),
+                s(&f),
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, want, "umask {umask}: mode {mode:o}");
+    }
+}
+
+fn mkfifo(p: &Path) {
+    assert!(Command::new("mkfifo").arg(p).status().unwrap().success());
+}
+
+/// Feeds `data` into the FIFO `p` from a thread.
+fn feed(p: &Path, data: Vec<u8>) -> std::thread::JoinHandle<()> {
+    let p = p.to_path_buf();
+    std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new().write(true).open(p).unwrap();
+        let _ = w.write_all(&data);
+    })
+}
+
+/// Item 7: FIFOs, /dev/null and process substitutions are read as streams
+/// when the output is stdout or named; in place they are refused.
+#[test]
+fn fifos_and_devices_are_read_as_streams() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    mkfifo(&fifo);
+    let data = text(5000);
+    let w = feed(&fifo, data.clone());
+    let packed = ok(fade(&["-c", "-p", &tiny(), s(&fifo)]));
+    w.join().unwrap();
+    let w = feed(&fifo, packed.clone());
+    assert_eq!(ok(fade(&["-dc", s(&fifo)])), data);
+    w.join().unwrap();
+    let w = feed(&fifo, data.clone());
+    let out = dir.path().join("named.fade");
+    ok(fade(&["compress", "-p", &tiny(), s(&fifo), s(&out)]));
+    w.join().unwrap();
+    assert_eq!(std::fs::read(&out).unwrap(), packed);
+
+    let empty = ok(fade(&["-c", "-p", &tiny(), "/dev/null"]));
+    assert!(ok(piped_decompress(&empty)).is_empty());
+
+    fails_with(&fade(&["-p", &tiny(), s(&fifo)]), "not a regular file");
+    fails_with(&fade(&["-c", s(dir.path())]), "is a directory");
+}
+
+fn piped_decompress(packed: &[u8]) -> std::process::Output {
+    let mut child = bin()
+        .args(["-dc"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(packed).unwrap();
+    finish(child)
+}
+
+/// Item 8: outputs that cannot be written are refused before the work, with
+/// the stable wording.
+#[test]
+fn unusable_outputs_are_refused_before_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, text(SLOW)).unwrap();
+    let out = dir.path().join("out");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &out).unwrap();
+    let t0 = Instant::now();
+    fails_with(
+        &fade(&["compress", "-p", &tiny(), s(&f), s(&out)]),
+        "already exists (use -f to overwrite)",
+    );
+    let d = dir.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    fails_with(
+        &fade(&["compress", "-f", "-p", &tiny(), s(&f), s(&d)]),
+        "is a directory",
+    );
+    let long: PathBuf = dir.path().join("n".repeat(300));
+    fails_with(
+        &fade(&["compress", "-p", &tiny(), s(&f), s(&long)]),
+        "file name too long",
+    );
+    // Each refusal came before any compression (SLOW takes over a second).
+    assert!(
+        t0.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert_eq!(names(dir.path()), ["d", "f", "out"]);
+}
+
+/// Item 8: an output another process creates meanwhile is left alone, and
+/// the race is named plainly.
+#[test]
+fn output_created_meanwhile_is_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, text(SLOW)).unwrap();
+    let target = dir.path().join("f.fade");
+    let mut child = spawn(&["-q", "--rm", "-p", &tiny(), s(&f)]);
+    wait_for_tmp(dir.path(), &mut child);
+    still_running(&mut child);
+    std::fs::write(&target, b"someone else's").unwrap();
+    let out = finish(child);
+    fails_with(&out, "was created by another process");
+    assert_eq!(std::fs::read(&target).unwrap(), b"someone else's");
+    assert_eq!(names(dir.path()), ["f", "f.fade"]);
+}
+
+/// Item 10: a subcommand is recognised only as the first operand; the
+/// gzip-style flags apply to subcommands too.
+#[test]
+fn operands_named_like_subcommands_are_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let names_in = ["a", "compress", "list"];
+    for n in names_in {
+        std::fs::write(dir.path().join(n), text(700)).unwrap();
+    }
+    let run = |args: &[&str]| bin().args(args).current_dir(dir.path()).output().unwrap();
+    ok(run(&["-q", "-p", &tiny(), "a", "compress", "list"]));
+    for n in names_in {
+        assert!(dir.path().join(format!("{n}.fade")).exists(), "{n} skipped");
+    }
+    // `-c` before the subcommand still means stdout.
+    let packed = ok(run(&["-c", "compress", "-p", &tiny(), "a"]));
+    assert_eq!(&packed[..4], b"\x89FDE");
+    // -d with a subcommand is a contradiction, not silently ignored.
+    let out = run(&["-d", "compress", "a"]);
+    fails_with(&out, "cannot be combined with the compress subcommand");
+}
