@@ -7,13 +7,15 @@
 //! C[i][j] = fma(A[i][k-1], B[k-1][j], ... fma(A[i][1], B[1][j], fma(A[i][0], B[0][j], +0)))
 //! ```
 //!
-//! The kernel computes a tile of 6 rows x 16 columns side by side, so any vector
-//! width only changes how many chains advance at once, never a chain's order.
-//! General libraries choose their blocking of the shared dimension (and thus
+//! The x86 kernels advance register tiles of up to 6 rows x 32 columns side by
+//! side (AVX-512; 6 x 16 with AVX2), and a portable loop runs one chain at a
+//! time elsewhere, so a vector width only changes how many chains advance at
+//! once, never a chain's order. General libraries choose their blocking of the shared dimension (and thus
 //! their summation order) from the cache sizes and their kernel from the CPU,
 //! which is why fade no longer calls them on the model's path. The backward
-//! products use the same kernel: dA = dC B^T (with B^T copied to row-major) and
-//! dB = A^T dC (A read through strides), so they follow the same rule.
+//! products use the same kernel: dA = dC B^T (B^T copied to row-major, or read
+//! through strides when only one or two rows use it) and dB = A^T dC (A read
+//! through strides), so they follow the same rule.
 
 use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
