@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
                     tg[l] = text[l * span + at + t];
                 }
                 step += 1;
-                let s = m.forward(&ctx).unwrap();
+                let s = m.forward(&ctx, None).unwrap();
                 let _ = s.logits().unwrap();
                 m.learn(s, &tg).unwrap();
             })

@@ -22,6 +22,7 @@ pub mod model;
 pub mod predictor;
 pub mod preset;
 pub mod rng;
+pub mod side;
 pub mod simd;
 
 pub use error::{Error, Result};

@@ -13,6 +13,7 @@ use crate::layout::Layout;
 use crate::model::{Model, Step};
 use crate::preset::Preset;
 use crate::rng::SplitMix64;
+use crate::side::Side;
 use candle_core::Device;
 use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3;
@@ -63,6 +64,7 @@ impl Tables {
 /// Predicts every lane's next byte and learns from the true ones.
 pub struct Predictor {
     model: Model,
+    side: Option<Side>,
     quantiser: Quantiser,
     /// The forward pass of the step predicted last, until it is learned.
     pending: Option<Step>,
@@ -79,6 +81,7 @@ impl Predictor {
     pub(crate) fn with_quantiser(p: &Preset, dev: &Device, quantiser: Quantiser) -> Result<Self> {
         Ok(Self {
             model: Model::new(p, dev)?,
+            side: Side::new(p),
             quantiser,
             pending: None,
         })
@@ -99,13 +102,17 @@ impl Predictor {
     }
 
     /// Called before the first step of every segment.
-    pub fn begin_segment(&mut self, _lay: &Layout) {
+    pub fn begin_segment(&mut self, lay: &Layout) {
         self.pending = None;
+        if let Some(s) = &mut self.side {
+            s.begin_segment(lay);
+        }
     }
 
     /// The tables of the next step from every lane's context (B rows of T bytes).
     pub fn predict(&mut self, ctx: &[u8]) -> Result<Arc<Tables>> {
-        let step = self.model.forward(ctx)?;
+        let side = self.side.as_mut().map(Side::predict);
+        let step = self.model.forward(ctx, side)?;
         let probs = match self.quantiser {
             Quantiser::Host => Probs::Logits(step.logits()?),
             Quantiser::Device => Probs::Floors(step.floors()?),
@@ -120,7 +127,11 @@ impl Predictor {
             .pending
             .take()
             .ok_or(Error::Internal("learn without a prediction"))?;
-        Ok(self.model.learn(step, targets)?)
+        self.model.learn(step, targets)?;
+        if let Some(s) = &mut self.side {
+            s.learn(targets);
+        }
+        Ok(())
     }
 
     /// Hash of a canary run: two whole training steps (forward, quantised
@@ -131,10 +142,11 @@ impl Predictor {
     /// differently is refused before any work with "device mismatch", never
     /// mid-file with "corrupt data".
     pub fn fingerprint(p: &Preset, dev: &Device) -> Result<u64> {
-        let mut canary = p.clone();
+        let mut canary = p.fitted(0);
         canary.lanes = p.lanes.min(3);
         let mut pred = Predictor::new(&canary, dev)?;
         let (b, t) = (canary.lanes as usize, canary.context as usize);
+        pred.begin_segment(&Layout::new(b * 3, b, t));
         let mut g = SplitMix64::new(0xFADE_F1A6);
         let mut h = Xxh3::new();
         let mut cdf: Cdf = [0; 257];

@@ -65,6 +65,22 @@ pub struct Preset {
     /// compressor reads it: the frame header records the lane count used.
     #[serde(default = "yes")]
     pub fit_lanes: bool,
+    /// Orders (1 to 8) of the context statistics the network mixes in
+    /// ([`crate::side::stats`]); empty for the pure network.
+    #[serde(default)]
+    pub orders: Vec<u32>,
+    /// log2 of the context statistics' slots (32 bytes each).
+    #[serde(default)]
+    pub stats_bits: u32,
+    /// Minimum lengths of the match model's short and long matches
+    /// ([`crate::side::matcher`]); 0 leaves a table out, both 0 the model.
+    #[serde(default)]
+    pub match_short: u32,
+    #[serde(default)]
+    pub match_long: u32,
+    /// log2 of the entries of each match table (4 bytes each).
+    #[serde(default)]
+    pub match_bits: u32,
 }
 
 fn yes() -> bool {
@@ -137,14 +153,29 @@ impl Preset {
     /// compress much better: 64 KiB of enwik took 30,469 bytes with 256 lanes
     /// and 24,029 with 16. The lane count is in the frame header, so decoding
     /// needs nothing more; inputs of 512 KiB and more keep a 256-lane preset.
+    ///
+    /// The side models' tables also shrink to what `n` bytes can fill (a
+    /// slot per context and order, an entry per position), so a small input
+    /// does not pay for clearing 100 MB of tables.
     pub fn fitted(&self, n: usize) -> Preset {
+        let fill = |per_byte: usize, bits: u32| {
+            let want = (n.max(1) * per_byte.max(1))
+                .next_power_of_two()
+                .trailing_zeros();
+            bits.min(want.max(12))
+        };
+        let p = Preset {
+            stats_bits: fill(self.orders.len(), self.stats_bits),
+            match_bits: fill(1, self.match_bits),
+            ..self.clone()
+        };
         if !self.fit_lanes {
-            return self.clone();
+            return p;
         }
         let want = (n / MIN_LANE_BYTES).min(u32::MAX as usize) as u32;
         Preset {
             lanes: self.lanes.min(want.max(MIN_FITTED_LANES)),
-            ..self.clone()
+            ..p
         }
     }
 
@@ -159,6 +190,11 @@ impl Preset {
         p.validate()
             .map_err(|m| Error::Preset(format!("{lanes} lanes: {m}")))?;
         Ok(p)
+    }
+
+    /// Whether the network mixes in side models (every preset but `paper`).
+    pub fn has_side_models(&self) -> bool {
+        !self.orders.is_empty() || self.match_short > 0 || self.match_long > 0
     }
 
     /// Flattened context width F = T * D.
@@ -226,6 +262,18 @@ impl Preset {
             + 2.0 * f // fine norm 2
             + 1.0 // fine skip
             + linear(f, 256.0) // output
+            + self.mixer_params()
+    }
+
+    /// Values of the mixer that weighs the side models: from the network's
+    /// features and from the side models' confidences to one weight per row.
+    fn mixer_params(&self) -> f64 {
+        let rows = crate::side::Side::rows(self) as f64;
+        if rows == 0.0 {
+            return 0.0;
+        }
+        let conf = crate::side::Side::conf_width(self) as f64;
+        (self.features() as f64 + conf + 1.0) * rows
     }
 
     /// Bytes of memory coding with this preset takes at most, all of it:
@@ -253,13 +301,22 @@ impl Preset {
         // refiner's width, 4 cache-wide (old, new, keys, gradient), the cache
         // encoder and attention, logits with softmax and tables; kept forward,
         // doubled by their gradients, plus a third for temporaries.
-        let per_lane = 48.0 * f + 8.0 * h + 4.0 * g + 8.0 * s + 4.0 * slots + 4.0 * r + 2048.0;
+        let side_rows = crate::side::Side::rows(self) as f64;
+        let per_lane = 48.0 * f
+            + 8.0 * h
+            + 4.0 * g
+            + 8.0 * s
+            + 4.0 * slots
+            + 4.0 * r
+            + 2048.0
+            + 256.0 * 3.0 * side_rows;
         let activations = b * per_lane * F32 * 3.0;
         // Segments: reader, channel and coder each hold one; the lane streams
         // and decoded output add two more; 2 MiB of I/O buffers.
         let buffers = 5.0 * self.segment as f64 + (2 << 20) as f64;
         // `as` saturates: a hostile header gives u64::MAX, never a wrapped value.
-        (PROGRAM + params + activations + buffers) as u64
+        let side = crate::side::Side::memory(self) as f64;
+        (PROGRAM + params + activations + buffers + side) as u64
     }
 
     fn validate(&self) -> std::result::Result<(), &'static str> {
@@ -297,6 +354,22 @@ impl Preset {
         if self.name.len() > 32 || self.name.is_empty() {
             return Err("name must be 1 to 32 bytes");
         }
+        if self.orders.len() > 8
+            || self.orders.iter().any(|&k| !(1..=8).contains(&k))
+            || self.orders.windows(2).any(|w| w[0] >= w[1])
+        {
+            return Err("orders must be increasing, from 1 to 8");
+        }
+        if !self.orders.is_empty() && !(8..=26).contains(&self.stats_bits) {
+            return Err("stats_bits must be 8 to 26");
+        }
+        let matching = self.match_short > 0 || self.match_long > 0;
+        if self.match_short > 64 || self.match_long > 64 {
+            return Err("match lengths must be at most 64");
+        }
+        if matching && !(8..=26).contains(&self.match_bits) {
+            return Err("match_bits must be 8 to 26");
+        }
         let hyper = [self.lr, self.weight_decay, self.beta1, self.beta2, self.eps];
         if hyper.iter().any(|h| !h.is_finite() || *h < 0.0)
             || self.beta1 >= 1.0
@@ -332,6 +405,16 @@ impl Preset {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&self.seed.to_le_bytes());
+        let mask: u32 = self.orders.iter().map(|k| 1 << (k - 1)).sum();
+        for v in [
+            mask,
+            self.stats_bits,
+            self.match_short,
+            self.match_long,
+            self.match_bits,
+        ] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
     }
 
     /// Reads what [`Preset::write_to`] wrote, validating it; `input` is advanced.
@@ -381,6 +464,23 @@ impl Preset {
             eps: f32_(input)?,
             seed: u64::from_le_bytes(take(input, 8)?.try_into().unwrap()),
             fit_lanes: true,
+            orders: Vec::new(),
+            stats_bits: 0,
+            match_short: 0,
+            match_long: 0,
+            match_bits: 0,
+        };
+        let mask = u32_(input)?;
+        if mask > 0xFF {
+            return Err(Error::Corrupt("invalid model parameters"));
+        }
+        let p = Preset {
+            orders: (1..=8).filter(|k| mask & (1 << (k - 1)) != 0).collect(),
+            stats_bits: u32_(input)?,
+            match_short: u32_(input)?,
+            match_long: u32_(input)?,
+            match_bits: u32_(input)?,
+            ..p
         };
         p.validate()
             .map_err(|_| Error::Corrupt("invalid model parameters"))?;

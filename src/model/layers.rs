@@ -51,6 +51,15 @@ impl ParamStore {
         self.make(name, dims, |g| g.uniform(bound))
     }
 
+    /// Weights with the given values (one per element).
+    pub fn values(&mut self, name: &str, dims: &[usize], v: &[f32]) -> Result<Tensor> {
+        let mut i = 0;
+        self.make(name, dims, |_| {
+            i += 1;
+            v[i - 1]
+        })
+    }
+
     /// Weights all equal to `v`.
     pub fn constant(&mut self, name: &str, dims: &[usize], v: f32) -> Result<Tensor> {
         self.make(name, dims, |_| v)

@@ -12,6 +12,11 @@
 //!   fine refiner:  LN, GeGLU F->H, linear H->F, LN, GELU, scaled skip
 //!   output:        linear F->256 logits
 //! ```
+//! With side models ([`crate::side`]) a mixer adds, to the logits, each side
+//! model's 256 scores times a weight per lane computed from the fine
+//! refiner's output and the side models' confidences (a product of experts
+//! whose exponents the network chooses). The `paper` preset has none.
+//!
 //! One [`Model::forward`] per coded step gives B x 256 logits; [`Model::learn`]
 //! then takes one AdamW step on the cross-entropy of the true bytes. Encoder and
 //! decoder call exactly the same sequence, so they see identical probabilities.
@@ -27,6 +32,7 @@ pub mod layers;
 mod ops;
 
 use crate::preset::{GlobalRead, Preset};
+use crate::side::{Side, SideInputs};
 pub use ops::matmul::{gemm, View};
 
 use adamw::AdamW;
@@ -67,6 +73,21 @@ enum Global {
     },
 }
 
+/// Weighs the side models: per lane, one weight per score row from the
+/// network's features and the side models' confidences.
+struct Mixer {
+    rows: usize,
+    conf: usize,
+    from_net: Tensor,
+    from_conf: Tensor,
+    bias: Tensor,
+}
+
+/// Initial weights of the score rows: a verified match is usually right, so
+/// its one-hot starts strong; count scores (log2 of counts) start mild.
+const MATCH_WEIGHT: f32 = 2.0;
+const STATS_WEIGHT: f32 = 0.3;
+
 struct Branch {
     ln: LayerNorm,
     down: Linear,
@@ -97,6 +118,7 @@ pub struct Model {
     ln_f2: LayerNorm,
     fine_skip: Tensor,
     out: Linear,
+    mixer: Option<Mixer>,
     cache: Tensor,
     store: ParamStore,
     opt: AdamW,
@@ -181,6 +203,29 @@ impl Model {
         let ln_f2 = LayerNorm::new(&mut ps, "fine.ln2", f)?;
         let fine_skip = ps.constant("fine.skip", &[1], 1.0)?;
         let out = Linear::new_normal(&mut ps, "out", f, 256, 0.01)?;
+        let rows = Side::rows(p);
+        let mixer = if rows == 0 {
+            None
+        } else {
+            let conf = Side::conf_width(p);
+            let matching = p.match_short > 0 || p.match_long > 0;
+            let init: Vec<f32> = (0..rows)
+                .map(|i| {
+                    if i == 0 && matching {
+                        MATCH_WEIGHT
+                    } else {
+                        STATS_WEIGHT
+                    }
+                })
+                .collect();
+            Some(Mixer {
+                rows,
+                conf,
+                from_net: ps.constant("mix.net", &[f, rows], 0.0)?,
+                from_conf: ps.constant("mix.conf", &[conf, rows], 0.0)?,
+                bias: ps.values("mix.bias", &[rows], &init)?,
+            })
+        };
         let cache = Tensor::zeros((b, g), DType::F32, dev)?;
         let opt = AdamW::new(p, &ps.vars)?;
         Ok(Self {
@@ -202,6 +247,7 @@ impl Model {
             ln_f2,
             fine_skip,
             out,
+            mixer,
             cache,
             store: ps,
             opt,
@@ -223,8 +269,9 @@ impl Model {
         self.store.vars.iter().map(|(n, _)| n.clone()).collect()
     }
 
-    /// Forward pass on the contexts of all lanes: `ctx` holds B rows of T bytes.
-    pub fn forward(&self, ctx: &[u8]) -> Result<Step> {
+    /// Forward pass on the contexts of all lanes: `ctx` holds B rows of T
+    /// bytes; `side` the side models' predictions when the preset has them.
+    pub fn forward(&self, ctx: &[u8], side: Option<SideInputs>) -> Result<Step> {
         let (b, t, d) = (self.lanes, self.p.context as usize, self.p.embed as usize);
         let f = t * d;
         let ids: Vec<u32> = ctx.iter().map(|&c| c as u32).collect();
@@ -277,7 +324,18 @@ impl Model {
         let n = self.ln_f1.forward(&coarse)?;
         let y = self.ffn_out.forward(&self.ffn_in.forward(&n)?)?;
         let y = (gelu(&self.ln_f2.forward(&y)?)? + ops::scale(&coarse, &self.fine_skip)?)?;
-        let logits = self.out.forward(&y)?;
+        let mut logits = self.out.forward(&y)?;
+        if let Some(mx) = &self.mixer {
+            let Some(side) = side else {
+                candle_core::bail!("the preset mixes side models, but none were given")
+            };
+            let scores = Tensor::from_vec(side.scores, (b, mx.rows, 256), &self.dev)?;
+            let conf = Tensor::from_vec(side.conf, (b, mx.conf), &self.dev)?;
+            let w = (ops::matmul(&y, &mx.from_net)? + ops::matmul(&conf, &mx.from_conf)?)?;
+            let w = ops::add_bias(&w, &mx.bias)?;
+            let bonus = ops::matmul(&w.unsqueeze(1)?, &scores)?.squeeze(1)?;
+            logits = (logits + bonus)?;
+        }
         Ok(Step { logits, cache })
     }
 
@@ -291,8 +349,13 @@ impl Model {
     }
 
     /// Gradient norm of every parameter for one step on the given data (for tests).
-    pub fn grad_norms(&self, ctx: &[u8], targets: &[u8]) -> Result<Vec<(String, f32)>> {
-        let step = self.forward(ctx)?;
+    pub fn grad_norms(
+        &self,
+        ctx: &[u8],
+        targets: &[u8],
+        side: Option<SideInputs>,
+    ) -> Result<Vec<(String, f32)>> {
+        let step = self.forward(ctx, side)?;
         let grads = ops::cross_entropy(&step.logits, targets)?.backward()?;
         let mut out = Vec::new();
         for (name, var) in &self.store.vars {
@@ -319,7 +382,22 @@ mod tests {
         p.cache_step = 8;
         p.refiner_rank = 4;
         p.ffn = 16;
+        p.orders.clear();
+        p.match_short = 0;
+        p.match_long = 0;
         p
+    }
+
+    /// Side inputs of `rows` score rows and `conf` features for `b` lanes,
+    /// every one non-zero somewhere.
+    fn side_inputs(b: usize, rows: usize, conf: usize, seed: u64) -> SideInputs {
+        let mut g = crate::rng::SplitMix64::new(seed);
+        SideInputs {
+            scores: (0..b * rows * 256)
+                .map(|_| (g.next_u64() % 4) as f32)
+                .collect(),
+            conf: (0..b * conf).map(|_| (g.next_u64() % 2) as f32).collect(),
+        }
     }
 
     fn data(n: usize, seed: u64) -> Vec<u8> {
@@ -335,15 +413,42 @@ mod tests {
             let mut m = Model::new(&p, &Device::Cpu).unwrap();
             // Two steps, so the cache slot from step 1 is non-zero at step 2.
             let ctx = data(16, 1);
-            let st = m.forward(&ctx).unwrap();
+            let st = m.forward(&ctx, None).unwrap();
             m.learn(st, &data(4, 2)).unwrap();
-            for (name, n) in m.grad_norms(&data(16, 3), &data(4, 4)).unwrap() {
+            for (name, n) in m.grad_norms(&data(16, 3), &data(4, 4), None).unwrap() {
                 assert!(
                     n > 0.0 && n.is_finite(),
                     "{global:?}: {name} has gradient norm {n}"
                 );
             }
         }
+    }
+
+    /// With side models, the mixer's parameters and every network parameter
+    /// get a gradient through the mixed logits.
+    #[test]
+    fn with_side_models_every_parameter_gets_a_gradient() {
+        let mut p = tiny();
+        p.orders = vec![1, 2];
+        p.stats_bits = 10;
+        p.match_short = 4;
+        p.match_bits = 10;
+        let (rows, conf) = (Side::rows(&p), Side::conf_width(&p));
+        assert_eq!(rows, 3);
+        let mut m = Model::new(&p, &Device::Cpu).unwrap();
+        assert_eq!(p.param_count(), m.param_count() as u64);
+        let st = m
+            .forward(&data(16, 1), Some(side_inputs(4, rows, conf, 1)))
+            .unwrap();
+        m.learn(st, &data(4, 2)).unwrap();
+        let side = Some(side_inputs(4, rows, conf, 2));
+        let norms = m.grad_norms(&data(16, 3), &data(4, 4), side).unwrap();
+        assert!(norms.iter().any(|(n, _)| n == "mix.conf"));
+        for (name, n) in norms {
+            assert!(n > 0.0 && n.is_finite(), "{name} has gradient norm {n}");
+        }
+        // A preset with side models needs them at every step.
+        assert!(m.forward(&data(16, 5), None).is_err());
     }
 
     #[test]
@@ -359,7 +464,10 @@ mod tests {
                 .flat_map(|l| text[l * 200 + step..l * 200 + step + 4].to_vec())
                 .collect();
             let tg: Vec<u8> = (0..4).map(|l| text[l * 200 + step + 4]).collect();
-            let (sa, sb) = (a.forward(&ctx).unwrap(), b.forward(&ctx).unwrap());
+            let (sa, sb) = (
+                a.forward(&ctx, None).unwrap(),
+                b.forward(&ctx, None).unwrap(),
+            );
             let (la, lb) = (sa.logits().unwrap(), sb.logits().unwrap());
             assert_eq!(
                 la.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),

@@ -1,0 +1,167 @@
+//! Context statistics: for orders 1 to 8, how often each byte followed the
+//! last k bytes of any lane.
+//!
+//! One hash table serves every order. A slot belongs to one context (a 32-bit
+//! check tells contexts apart) and holds up to [`CANDIDATES`] bytes with
+//! counts. A count starts at 1 on the first occurrence, so a context is useful
+//! after a single occurrence; when one reaches [`LIMIT`] all counts of the
+//! slot are halved, so the statistics follow a file that changes. A new
+//! context takes over a slot whatever it held (recent contexts matter most).
+
+/// Bytes a slot remembers per context.
+pub const CANDIDATES: usize = 14;
+/// A count that halves its slot.
+const LIMIT: u8 = 255;
+
+#[derive(Clone, Copy, Default)]
+#[repr(C, align(32))]
+struct Slot {
+    check: u32,
+    sym: [u8; CANDIDATES],
+    cnt: [u8; CANDIDATES],
+}
+
+/// What a slot says about a context: its candidates with their counts.
+#[derive(Clone, Copy, Default)]
+pub struct Seen {
+    pub found: bool,
+    pub sym: [u8; CANDIDATES],
+    pub cnt: [u8; CANDIDATES],
+}
+
+impl Seen {
+    /// The sum of the counts.
+    pub fn total(&self) -> u32 {
+        self.cnt.iter().map(|&c| c as u32).sum()
+    }
+
+    /// Candidates with a non-zero count.
+    pub fn distinct(&self) -> u32 {
+        self.cnt.iter().filter(|&&c| c > 0).count() as u32
+    }
+
+    /// The largest count.
+    pub fn top(&self) -> u8 {
+        self.cnt.iter().copied().max().unwrap_or(0)
+    }
+}
+
+pub struct Stats {
+    slots: Vec<Slot>,
+    bits: u32,
+}
+
+/// The table index and check of order `k`'s context `ctx` (its last k bytes).
+fn locate(ctx: u64, k: u32, bits: u32) -> (usize, u32) {
+    let keep = if k >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * k)) - 1
+    };
+    let mut x = (ctx & keep) ^ ((k as u64) << 59);
+    x = (x ^ (x >> 31)).wrapping_mul(0x7FB5_D329_728E_A185);
+    x = (x ^ (x >> 27)).wrapping_mul(0x81DA_DEF4_BC2D_D44D);
+    x ^= x >> 33;
+    ((x >> (64 - bits)) as usize, x as u32 | 1)
+}
+
+impl Stats {
+    pub fn new(bits: u32) -> Self {
+        Self {
+            slots: vec![Slot::default(); 1 << bits],
+            bits,
+        }
+    }
+
+    /// What the table knows of order `k` after the lane bytes `recent`
+    /// (newest byte lowest).
+    pub fn seen(&self, recent: u64, k: u32) -> Seen {
+        let (i, check) = locate(recent, k, self.bits);
+        let s = &self.slots[i];
+        if s.check != check {
+            return Seen::default();
+        }
+        Seen {
+            found: true,
+            sym: s.sym,
+            cnt: s.cnt,
+        }
+    }
+
+    /// Counts byte `v` after order `k`'s context in `recent`.
+    pub fn update(&mut self, recent: u64, k: u32, v: u8) {
+        let (i, check) = locate(recent, k, self.bits);
+        let s = &mut self.slots[i];
+        if s.check != check {
+            *s = Slot {
+                check,
+                ..Slot::default()
+            };
+        }
+        let j = match (0..CANDIDATES).find(|&j| s.cnt[j] > 0 && s.sym[j] == v) {
+            Some(j) => j,
+            None => {
+                // The least counted candidate (the last of equals) makes room.
+                let j = (0..CANDIDATES).rev().min_by_key(|&j| s.cnt[j]).unwrap();
+                s.sym[j] = v;
+                s.cnt[j] = 0;
+                j
+            }
+        };
+        s.cnt[j] += 1;
+        if s.cnt[j] == LIMIT {
+            for c in &mut s.cnt {
+                *c /= 2;
+            }
+        }
+    }
+}
+
+/// An approximation of log2(n + 1) in steps of 1/8, in integer arithmetic
+/// (so every machine has the same values): exact at powers of two, linear
+/// between them.
+pub fn log2q(n: u32) -> f32 {
+    let m = n + 1;
+    let l = 31 - m.leading_zeros();
+    let frac = if l >= 3 {
+        (m >> (l - 3)) - 8
+    } else {
+        (m << (3 - l)) - 8
+    };
+    (l * 8 + frac) as f32 / 8.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_follow_what_was_seen() {
+        let mut s = Stats::new(10);
+        let ctx = u64::from_le_bytes(*b"the cat ");
+        assert!(!s.seen(ctx, 3).found);
+        s.update(ctx, 3, b's');
+        s.update(ctx, 3, b's');
+        s.update(ctx, 3, b'x');
+        let seen = s.seen(ctx, 3);
+        assert!(seen.found);
+        assert_eq!((seen.total(), seen.distinct(), seen.top()), (3, 2, 2));
+        // Another order of the same bytes is another context.
+        assert!(!s.seen(ctx, 4).found);
+        // Only the order's bytes matter.
+        assert!(s.seen(ctx ^ (1 << 40), 3).found);
+        for _ in 0..300 {
+            s.update(ctx, 3, b's');
+        }
+        assert!(s.seen(ctx, 3).top() < LIMIT);
+    }
+
+    #[test]
+    fn log2q_is_log2_at_powers_of_two_and_monotone() {
+        assert_eq!(log2q(0), 0.0);
+        assert_eq!(log2q(1), 1.0);
+        assert_eq!(log2q(3), 2.0);
+        assert_eq!(log2q(255), 8.0);
+        assert!((1..1000).all(|n| log2q(n) >= log2q(n - 1)));
+    }
+}
