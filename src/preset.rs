@@ -69,6 +69,10 @@ pub struct Preset {
     /// ([`crate::side::stats`]); empty for the pure network.
     #[serde(default)]
     pub orders: Vec<u32>,
+    /// More contexts of the statistics: "word", "pair" (word and the one
+    /// before), "sparse" (the two bytes before the last).
+    #[serde(default)]
+    pub contexts: Vec<String>,
     /// log2 of the context statistics' slots (32 bytes each).
     #[serde(default)]
     pub stats_bits: u32,
@@ -154,18 +158,19 @@ impl Preset {
     /// and 24,029 with 16. The lane count is in the frame header, so decoding
     /// needs nothing more; inputs of 512 KiB and more keep a 256-lane preset.
     ///
-    /// The side models' tables also shrink to what `n` bytes can fill (a
-    /// slot per context and order, an entry per position), so a small input
-    /// does not pay for clearing 100 MB of tables.
+    /// The side models' tables also shrink to what `n` bytes can fill (four
+    /// slots per byte and context, four entries per position: fewer collide
+    /// more, 0.3% larger on the 128 KiB set), so a small input does not pay
+    /// for clearing 100 MB of tables.
     pub fn fitted(&self, n: usize) -> Preset {
         let fill = |per_byte: usize, bits: u32| {
-            let want = (n.max(1) * per_byte.max(1))
+            let want = (n.max(1) * per_byte.max(1) * 4)
                 .next_power_of_two()
                 .trailing_zeros();
             bits.min(want.max(12))
         };
         let p = Preset {
-            stats_bits: fill(self.orders.len(), self.stats_bits),
+            stats_bits: fill(self.orders.len() + self.contexts.len(), self.stats_bits),
             match_bits: fill(1, self.match_bits),
             ..self.clone()
         };
@@ -194,7 +199,10 @@ impl Preset {
 
     /// Whether the network mixes in side models (every preset but `paper`).
     pub fn has_side_models(&self) -> bool {
-        !self.orders.is_empty() || self.match_short > 0 || self.match_long > 0
+        !self.orders.is_empty()
+            || !self.contexts.is_empty()
+            || self.match_short > 0
+            || self.match_long > 0
     }
 
     /// Flattened context width F = T * D.
@@ -273,7 +281,9 @@ impl Preset {
             return 0.0;
         }
         let conf = crate::side::Side::conf_width(self) as f64;
-        (self.features() as f64 + conf + 1.0) * rows
+        let sources = crate::side::Side::sources(self) as f64;
+        let picks = sources * 257.0 * 8.0 + (sources * 8.0 + 1.0) * self.features() as f64;
+        (self.features() as f64 + conf + 1.0) * rows + picks
     }
 
     /// Bytes of memory coding with this preset takes at most, all of it:
@@ -360,7 +370,12 @@ impl Preset {
         {
             return Err("orders must be increasing, from 1 to 8");
         }
-        if !self.orders.is_empty() && !(8..=26).contains(&self.stats_bits) {
+        let known = |n: &String| crate::side::Context::EXTRA.iter().any(|e| e.1 == n);
+        if !self.contexts.iter().all(known) {
+            return Err("contexts may be word, pair and sparse");
+        }
+        let counting = !self.orders.is_empty() || !self.contexts.is_empty();
+        if counting && !(8..=26).contains(&self.stats_bits) {
             return Err("stats_bits must be 8 to 26");
         }
         let matching = self.match_short > 0 || self.match_long > 0;
@@ -405,7 +420,12 @@ impl Preset {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&self.seed.to_le_bytes());
-        let mask: u32 = self.orders.iter().map(|k| 1 << (k - 1)).sum();
+        let mut mask: u32 = self.orders.iter().map(|k| 1 << (k - 1)).sum();
+        for (_, name, bit) in crate::side::Context::EXTRA {
+            if self.contexts.iter().any(|n| n == name) {
+                mask |= 1 << bit;
+            }
+        }
         for v in [
             mask,
             self.stats_bits,
@@ -465,17 +485,23 @@ impl Preset {
             seed: u64::from_le_bytes(take(input, 8)?.try_into().unwrap()),
             fit_lanes: true,
             orders: Vec::new(),
+            contexts: Vec::new(),
             stats_bits: 0,
             match_short: 0,
             match_long: 0,
             match_bits: 0,
         };
         let mask = u32_(input)?;
-        if mask > 0xFF {
+        if mask >> 11 != 0 {
             return Err(Error::Corrupt("invalid model parameters"));
         }
         let p = Preset {
             orders: (1..=8).filter(|k| mask & (1 << (k - 1)) != 0).collect(),
+            contexts: crate::side::Context::EXTRA
+                .iter()
+                .filter(|e| mask & (1 << e.2) != 0)
+                .map(|e| e.1.to_string())
+                .collect(),
             stats_bits: u32_(input)?,
             match_short: u32_(input)?,
             match_long: u32_(input)?,

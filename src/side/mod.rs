@@ -32,12 +32,94 @@ use stats::{log2q, Stats, CANDIDATES};
 /// Confidence features per context order.
 const ORDER_CONF: usize = 4;
 
+/// A context of the statistics: what of a lane's past selects a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// The last k bytes, k = 1 to 8.
+    Order(u32),
+    /// The letters of the word being written so far (case folded; any byte
+    /// of 128 and above counts as a letter, for UTF-8 text).
+    Word,
+    /// That and the word before it.
+    WordPair,
+    /// The two bytes before the last one (records, tables, binaries).
+    Sparse,
+}
+
+impl Context {
+    /// Every context kind with its bit in the header's mask: orders 1 to 8 are
+    /// bits 0 to 7.
+    pub const EXTRA: [(Context, &'static str, u32); 3] = [
+        (Context::Word, "word", 8),
+        (Context::WordPair, "pair", 9),
+        (Context::Sparse, "sparse", 10),
+    ];
+
+    /// The contexts `p` asks for, in header order.
+    pub fn of(p: &Preset) -> Vec<Context> {
+        let mut v: Vec<Context> = p.orders.iter().map(|&k| Context::Order(k)).collect();
+        for (c, name, _) in Self::EXTRA {
+            if p.contexts.iter().any(|n| n == name) {
+                v.push(c);
+            }
+        }
+        v
+    }
+
+    fn tag(self) -> u32 {
+        match self {
+            Context::Order(k) => k,
+            Context::Word => 9,
+            Context::WordPair => 10,
+            Context::Sparse => 11,
+        }
+    }
+}
+
+/// What a lane's contexts are made of.
+#[derive(Clone, Copy, Default)]
+struct LanePast {
+    /// The last 8 bytes, newest lowest.
+    recent: u64,
+    /// Hash of the current word's letters (0 between words), and of the last
+    /// complete word.
+    word: u64,
+    prev_word: u64,
+}
+
+impl LanePast {
+    fn key(&self, c: Context) -> u64 {
+        match c {
+            Context::Order(k) if k >= 8 => self.recent,
+            Context::Order(k) => self.recent & ((1u64 << (8 * k)) - 1),
+            Context::Word => self.word,
+            Context::WordPair => self.word ^ self.prev_word.rotate_left(29),
+            Context::Sparse => (self.recent >> 8) & 0xFFFF,
+        }
+    }
+
+    fn push(&mut self, v: u8) {
+        self.recent = (self.recent << 8) | v as u64;
+        let letter = v.is_ascii_alphabetic() || v >= 128;
+        if letter {
+            let folded = v.to_ascii_lowercase() as u64;
+            self.word = (self.word.wrapping_add(folded + 1)).wrapping_mul(0x2F0F_3A6B_9C4D_5E71);
+        } else if self.word != 0 {
+            self.prev_word = self.word;
+            self.word = 0;
+        }
+    }
+}
+
 /// One step's side predictions for every lane, row-major.
 pub struct SideInputs {
     /// B x rows x 256 scores.
     pub scores: Vec<f32>,
     /// B x conf features.
     pub conf: Vec<f32>,
+    /// B x sources: each source's predicted byte (the match's, or a context's
+    /// most counted candidate), 256 for none.
+    pub picks: Vec<u32>,
 }
 
 /// The side models of a frame.
@@ -45,9 +127,8 @@ pub struct Side {
     hist: History,
     matcher: Option<Matcher>,
     stats: Option<Stats>,
-    orders: Vec<u32>,
-    /// Per lane, its last 8 bytes (newest lowest).
-    recent: Vec<u64>,
+    contexts: Vec<Context>,
+    past: Vec<LanePast>,
     lanes: usize,
     matches: Vec<(u8, u32)>,
 }
@@ -62,17 +143,25 @@ impl Side {
             hist: History::new(p.segment as usize),
             matcher: (p.match_short > 0 || p.match_long > 0)
                 .then(|| Matcher::new(p.match_short as usize, p.match_long as usize, p.match_bits)),
-            stats: (!p.orders.is_empty()).then(|| Stats::new(p.stats_bits)),
-            orders: p.orders.clone(),
-            recent: Vec::new(),
+            stats: (!Context::of(p).is_empty()).then(|| Stats::new(p.stats_bits)),
+            contexts: Context::of(p),
+            past: Vec::new(),
             lanes: 0,
             matches: Vec::new(),
         })
     }
 
-    /// Score rows per lane for `p` (0 without side models).
+    /// Predictions per lane for `p`: the match model and each context (0
+    /// without side models).
+    pub fn sources(p: &Preset) -> usize {
+        usize::from(p.match_short > 0 || p.match_long > 0) + Context::of(p).len()
+    }
+
+    /// Score rows per lane for `p`: the match model's one-hot, and for each
+    /// context the candidates it has seen (1 each) and their counts (log2),
+    /// so the network can weigh having seen a byte at all apart from how often.
     pub fn rows(p: &Preset) -> usize {
-        usize::from(p.match_short > 0 || p.match_long > 0) + p.orders.len()
+        usize::from(p.match_short > 0 || p.match_long > 0) + 2 * Context::of(p).len()
     }
 
     /// Confidence features per lane for `p`.
@@ -82,7 +171,7 @@ impl Side {
         } else {
             0
         };
-        m + ORDER_CONF * p.orders.len()
+        m + ORDER_CONF * Context::of(p).len()
     }
 
     /// Bytes the side models of `p` allocate.
@@ -94,7 +183,7 @@ impl Side {
         if p.match_short > 0 || p.match_long > 0 {
             m += 8u64 << p.match_bits.min(40);
         }
-        if !p.orders.is_empty() {
+        if !Context::of(p).is_empty() {
             m += 32u64 << p.stats_bits.min(40);
         }
         m
@@ -103,7 +192,7 @@ impl Side {
     pub fn begin_segment(&mut self, lay: &Layout) {
         self.hist.begin_segment(lay);
         self.lanes = lay.lanes;
-        self.recent = vec![0; lay.lanes];
+        self.past = vec![LanePast::default(); lay.lanes];
         self.matches = vec![(0, 0); lay.lanes];
         if let Some(m) = &mut self.matcher {
             m.begin_segment(lay.lanes);
@@ -112,51 +201,63 @@ impl Side {
 
     /// The side predictions of the next step.
     pub fn predict(&mut self) -> SideInputs {
-        let rows = usize::from(self.matcher.is_some()) + self.orders.len();
+        let sources = usize::from(self.matcher.is_some()) + self.contexts.len();
+        let rows = usize::from(self.matcher.is_some()) + 2 * self.contexts.len();
         let cw = if self.matcher.is_some() {
             LEN_BUCKETS.len()
         } else {
             0
-        } + ORDER_CONF * self.orders.len();
+        } + ORDER_CONF * self.contexts.len();
         let mut scores = vec![0f32; self.lanes * rows * 256];
         let mut conf = vec![0f32; self.lanes * cw];
+        let mut picks = vec![256u32; self.lanes * sources];
         if let Some(m) = &mut self.matcher {
             m.predict(&self.hist, &mut self.matches);
         }
         for b in 0..self.lanes {
             let sc = &mut scores[b * rows * 256..(b + 1) * rows * 256];
             let cf = &mut conf[b * cw..(b + 1) * cw];
-            let (mut row, mut c) = (0, 0);
+            let (mut row, mut c, mut src) = (0, 0, 0);
             if self.matcher.is_some() {
                 let (byte, len) = self.matches[b];
                 if len > 0 {
+                    picks[b * sources] = byte as u32;
                     sc[byte as usize] = 1.0;
                     cf[len_bucket(len)] = 1.0;
                 }
                 row += 1;
+                src += 1;
                 c += LEN_BUCKETS.len();
             }
             if let Some(st) = &self.stats {
-                for &k in &self.orders {
-                    let seen = st.seen(self.recent[b], k);
+                for &k in &self.contexts {
+                    let seen = st.seen(self.past[b].key(k), k.tag());
                     if seen.found {
-                        let r = &mut sc[row * 256..(row + 1) * 256];
+                        let r = &mut sc[row * 256..(row + 2) * 256];
                         for j in 0..CANDIDATES {
                             if seen.cnt[j] > 0 {
-                                r[seen.sym[j] as usize] = log2q(seen.cnt[j] as u32);
+                                r[seen.sym[j] as usize] = 1.0;
+                                r[256 + seen.sym[j] as usize] = log2q(seen.cnt[j] as u32);
                             }
                         }
+                        let top = (0..CANDIDATES).rev().max_by_key(|&j| seen.cnt[j]).unwrap();
+                        picks[b * sources + src] = seen.sym[top] as u32;
                         cf[c] = 1.0;
                         cf[c + 1] = log2q(seen.total()) / 8.0;
                         cf[c + 2] = seen.distinct() as f32 / 16.0;
                         cf[c + 3] = log2q(seen.top() as u32) / 8.0;
                     }
-                    row += 1;
+                    row += 2;
+                    src += 1;
                     c += ORDER_CONF;
                 }
             }
         }
-        SideInputs { scores, conf }
+        SideInputs {
+            scores,
+            conf,
+            picks,
+        }
     }
 
     /// Learns the true bytes of the step predicted last, lane by lane.
@@ -167,11 +268,11 @@ impl Side {
         }
         for (b, &v) in bytes.iter().enumerate() {
             if let Some(st) = &mut self.stats {
-                for &k in &self.orders {
-                    st.update(self.recent[b], k, v);
+                for &k in &self.contexts {
+                    st.update(self.past[b].key(k), k.tag(), v);
                 }
             }
-            self.recent[b] = (self.recent[b] << 8) | v as u64;
+            self.past[b].push(v);
         }
     }
 }

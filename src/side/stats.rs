@@ -1,11 +1,13 @@
-//! Context statistics: for orders 1 to 8, how often each byte followed the
-//! last k bytes of any lane.
+//! Context statistics: how often each byte followed a context of any lane (the
+//! last k bytes for orders 1 to 8, the current word, ...: [`super::Context`]).
 //!
 //! One hash table serves every order. A slot belongs to one context (a 32-bit
 //! check tells contexts apart) and holds up to [`CANDIDATES`] bytes with
 //! counts. A count starts at 1 on the first occurrence, so a context is useful
-//! after a single occurrence; when one reaches [`LIMIT`] all counts of the
-//! slot are halved, so the statistics follow a file that changes. A new
+//! after a single occurrence. The statistics follow a file that changes: each
+//! occurrence takes an eighth off the other counts above 2 (measured on the
+//! 128 KiB set: 0.3% smaller than plain counts, a quarter was worse), and when
+//! a count reaches [`LIMIT`] all counts of the slot are halved. A new
 //! context takes over a slot whatever it held (recent contexts matter most).
 
 /// Bytes a slot remembers per context.
@@ -73,10 +75,9 @@ impl Stats {
         }
     }
 
-    /// What the table knows of order `k` after the lane bytes `recent`
-    /// (newest byte lowest).
-    pub fn seen(&self, recent: u64, k: u32) -> Seen {
-        let (i, check) = locate(recent, k, self.bits);
+    /// What the table knows of context `key` of kind `tag`.
+    pub fn seen(&self, key: u64, tag: u32) -> Seen {
+        let (i, check) = locate(key, tag, self.bits);
         let s = &self.slots[i];
         if s.check != check {
             return Seen::default();
@@ -88,9 +89,9 @@ impl Stats {
         }
     }
 
-    /// Counts byte `v` after order `k`'s context in `recent`.
-    pub fn update(&mut self, recent: u64, k: u32, v: u8) {
-        let (i, check) = locate(recent, k, self.bits);
+    /// Counts byte `v` after context `key` of kind `tag`.
+    pub fn update(&mut self, key: u64, tag: u32, v: u8) {
+        let (i, check) = locate(key, tag, self.bits);
         let s = &mut self.slots[i];
         if s.check != check {
             *s = Slot {
@@ -108,6 +109,13 @@ impl Stats {
                 j
             }
         };
+        // The others lose an eighth of a count above 2: what a context says
+        // lately outweighs what it said long ago.
+        for (i, c) in s.cnt.iter_mut().enumerate() {
+            if i != j && *c > 2 {
+                *c -= *c >> 3;
+            }
+        }
         s.cnt[j] += 1;
         if s.cnt[j] == LIMIT {
             for c in &mut s.cnt {
@@ -146,10 +154,9 @@ mod tests {
         let seen = s.seen(ctx, 3);
         assert!(seen.found);
         assert_eq!((seen.total(), seen.distinct(), seen.top()), (3, 2, 2));
-        // Another order of the same bytes is another context.
+        // Another kind with the same key is another context.
         assert!(!s.seen(ctx, 4).found);
-        // Only the order's bytes matter.
-        assert!(s.seen(ctx ^ (1 << 40), 3).found);
+        assert!(!s.seen(ctx ^ (1 << 40), 3).found);
         for _ in 0..300 {
             s.update(ctx, 3, b's');
         }

@@ -11,6 +11,7 @@
 //! - [`norm`]: layer norm.
 //! - [`rows`]: bias add and gain along rows, with their column-sum gradients.
 //! - [`matmul`]: matrix products in the canonical order (forward and backward).
+//! - [`mix`]: the side models' weighted score rows.
 //! - [`prob`]: sigmoid, softmax and cross-entropy with our own exp.
 //!
 //! Together with candle's data movement (narrow, cat, reshape, index_select and
@@ -21,12 +22,14 @@
 
 mod gelu;
 pub mod matmul;
+mod mix;
 mod norm;
 mod prob;
 mod rows;
 
 pub use gelu::{GeGlu, Gelu};
 pub use matmul::matmul;
+pub use mix::mix;
 pub use norm::LayerNorm;
 pub use prob::{cross_entropy, sigmoid, softmax_last_dim};
 pub use rows::{add_bias, row_scale, scale};
