@@ -412,6 +412,7 @@ mod tests {
         p.refiner_rank = 4;
         p.ffn = 16;
         p.orders.clear();
+        p.contexts.clear();
         p.match_short = 0;
         p.match_long = 0;
         p
@@ -419,14 +420,17 @@ mod tests {
 
     /// Side inputs of `rows` score rows and `conf` features for `b` lanes,
     /// every one non-zero somewhere.
-    fn side_inputs(b: usize, rows: usize, conf: usize, seed: u64) -> SideInputs {
+    fn side_inputs(b: usize, p: &Preset, seed: u64) -> SideInputs {
+        let (rows, conf, sources) = (Side::rows(p), Side::conf_width(p), Side::sources(p));
         let mut g = crate::rng::SplitMix64::new(seed);
         SideInputs {
             scores: (0..b * rows * 256)
                 .map(|_| (g.next_u64() % 4) as f32)
                 .collect(),
             conf: (0..b * conf).map(|_| (g.next_u64() % 2) as f32).collect(),
-            picks: (0..b * rows).map(|_| (g.next_u64() % 257) as u32).collect(),
+            picks: (0..b * sources)
+                .map(|_| (g.next_u64() % 257) as u32)
+                .collect(),
         }
     }
 
@@ -463,15 +467,14 @@ mod tests {
         p.stats_bits = 10;
         p.match_short = 4;
         p.match_bits = 10;
-        let (rows, conf) = (Side::rows(&p), Side::conf_width(&p));
-        assert_eq!(rows, 3);
+        assert_eq!(Side::rows(&p), 5);
         let mut m = Model::new(&p, &Device::Cpu).unwrap();
         assert_eq!(p.param_count(), m.param_count() as u64);
         let st = m
-            .forward(&data(16, 1), Some(side_inputs(4, rows, conf, 1)))
+            .forward(&data(16, 1), Some(side_inputs(4, &p, 1)))
             .unwrap();
         m.learn(st, &data(4, 2)).unwrap();
-        let side = Some(side_inputs(4, rows, conf, 2));
+        let side = Some(side_inputs(4, &p, 2));
         let norms = m.grad_norms(&data(16, 3), &data(4, 4), side).unwrap();
         assert!(norms.iter().any(|(n, _)| n == "mix.conf"));
         for (name, n) in norms {

@@ -276,3 +276,37 @@ impl Side {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn past(text: &[u8]) -> LanePast {
+        let mut p = LanePast::default();
+        text.iter().for_each(|&v| p.push(v));
+        p
+    }
+
+    #[test]
+    fn word_contexts_fold_case_and_reset_between_words() {
+        let (a, b) = (past(b"one Ca"), past(b"two cA"));
+        assert_eq!(a.key(Context::Word), b.key(Context::Word));
+        assert_ne!(a.key(Context::WordPair), b.key(Context::WordPair));
+        assert_eq!(past(b"the ").key(Context::Word), 0);
+        assert_eq!(
+            past(b"x the ").key(Context::WordPair),
+            past(b"y the ").key(Context::WordPair)
+        );
+        assert_eq!(past(b"abcdef").key(Context::Order(2)), 0x6566);
+        assert_eq!(past(b"abcdef").key(Context::Sparse), 0x6465);
+    }
+
+    #[test]
+    fn header_names_every_context() {
+        let mut p = Preset::load("default").unwrap();
+        p.contexts = vec!["word".into(), "sparse".into()];
+        let c = Context::of(&p);
+        assert_eq!(c.len(), p.orders.len() + 2);
+        assert_eq!(Side::rows(&p), 1 + 2 * c.len());
+    }
+}

@@ -53,14 +53,10 @@ pub struct Stats {
     bits: u32,
 }
 
-/// The table index and check of order `k`'s context `ctx` (its last k bytes).
-fn locate(ctx: u64, k: u32, bits: u32) -> (usize, u32) {
-    let keep = if k >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * k)) - 1
-    };
-    let mut x = (ctx & keep) ^ ((k as u64) << 59);
+/// The table index and check of context `key` (the context's bits, already
+/// cut to what the context uses) of kind `tag` (below 16).
+fn locate(key: u64, tag: u32, bits: u32) -> (usize, u32) {
+    let mut x = key ^ ((tag as u64) << 59);
     x = (x ^ (x >> 31)).wrapping_mul(0x7FB5_D329_728E_A185);
     x = (x ^ (x >> 27)).wrapping_mul(0x81DA_DEF4_BC2D_D44D);
     x ^= x >> 33;
