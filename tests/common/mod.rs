@@ -12,6 +12,14 @@ pub fn tiny() -> String {
         .to_string()
 }
 
+/// The test preset with every side model (tests/data/tiny-side.toml).
+pub fn tiny_side() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/tiny-side.toml")
+        .display()
+        .to_string()
+}
+
 /// The benchmark corpus: $FADE_CORPUS or ../shared/corpus beside the repository.
 pub fn corpus() -> Option<PathBuf> {
     let dir = std::env::var_os("FADE_CORPUS")
