@@ -6,14 +6,13 @@ mod bench;
 mod output;
 mod stdio;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, Common, Transfer};
 use candle_core::Device;
 use clap::Parser;
 use fade::{engine, Preset};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
-use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -81,7 +80,14 @@ fn device(spec: &str) -> Result<Device> {
 
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
-    let cli = Cli::parse_from(level_shorthands(std::env::args_os()));
+    let args = args::normalize(std::env::args_os(), Preset::builtin_names().len());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // --help and --version print on stdout and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // Usage errors are one line with a hint, exit 1, like every other error.
+        Err(e) => return Err(anyhow!(args::usage_error(&e))),
+    };
     // candle's CPU kernels size their thread pool from this variable, read
     // lazily: setting it before any model work is enough. Output does not depend
     // on it (tested). Without -T it is 1: the coder already has its own thread,
@@ -125,24 +131,6 @@ pub fn run() -> Result<()> {
         }) => bench::run(paths, presets, *prefix, *format == args::Format::Json, c),
         None => classic(&cli),
     }
-}
-
-/// Rewrites gzip's `-1` .. `-9` as `--preset=N` (a step of the preset ladder),
-/// up to a `--` that ends the options.
-fn level_shorthands(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
-    let mut options = true;
-    args.map(|a| {
-        if a == "--" {
-            options = false;
-        }
-        match a.to_str().map(str::as_bytes) {
-            Some(&[b'-', d]) if options && d.is_ascii_digit() && d != b'0' => {
-                format!("--preset={}", d as char).into()
-            }
-            _ => a,
-        }
-    })
-    .collect()
 }
 
 /// Runs `f` on every operand ('-' or none: stdin); reports each failure, fails if any did.
@@ -344,7 +332,7 @@ impl Source {
 fn code(mode: Mode, input: &End, output: &End, rm: bool, in_place: bool, c: &Common) -> Result<()> {
     let limits = limits(c);
     let preset = if mode == Mode::Compress {
-        let p = Preset::load(&c.preset)?;
+        let p = Preset::load(c.preset.as_deref().unwrap_or(args::DEFAULT_PRESET))?;
         Some(match c.lanes {
             Some(n) => p.with_lanes(n)?,
             None => p,
