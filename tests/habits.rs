@@ -61,6 +61,34 @@ fn level_flags_attach_and_combine() {
 }
 
 #[test]
+fn bench_measures_the_chosen_preset() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("text");
+    std::fs::write(&input, lines(2000)).unwrap();
+    // Only fade itself: the other codecs are left out of PATH.
+    let env = [("PATH", "/nonexistent")];
+    let codecs = |args: &[&str]| -> Vec<String> {
+        let mut all = args.to_vec();
+        all.extend(["-q", "--format", "json", s(&input)]);
+        let v: serde_json::Value = serde_json::from_slice(&ok(fade_env(&all, &env))).unwrap();
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["codec"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(codecs(&["bench", "-p", &tiny()]), ["fade tiny"]);
+    assert_eq!(codecs(&["-p", &tiny(), "bench"]), ["fade tiny"]);
+    assert_eq!(codecs(&["-1", "bench"]), ["fade fast"]);
+    assert_eq!(codecs(&["bench", "--presets", &tiny()]), ["fade tiny"]);
+    fails_with(
+        &fade_env(&["bench", "--presets", "1", "-p", "2", s(&input)], &env),
+        "not both",
+    );
+}
+
+#[test]
 fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
     for (args, needle) in [
         (&["--forc", "x"][..], "unexpected argument '--forc'"),

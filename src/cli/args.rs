@@ -123,8 +123,9 @@ pub enum Command {
         /// Files or directories to measure.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// fade presets to measure (repeatable or comma-separated).
-        #[arg(long = "presets", value_delimiter = ',', default_value = "default")]
+        /// fade presets to measure (repeatable or comma-separated; default: the
+        /// one of -p or -1 .. -5, else default).
+        #[arg(long = "presets", value_delimiter = ',')]
         presets: Vec<String>,
         /// Use only the first N bytes of each file (1048576 for the quick set).
         #[arg(long, value_name = "N")]

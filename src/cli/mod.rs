@@ -128,8 +128,24 @@ pub fn run() -> Result<()> {
             presets,
             prefix,
             format,
-        }) => bench::run(paths, presets, *prefix, *format == args::Format::Json, c),
+        }) => {
+            let presets = bench_presets(presets, c)?;
+            bench::run(paths, &presets, *prefix, *format == args::Format::Json, c)
+        }
         None => classic(&cli),
+    }
+}
+
+/// The presets `fade bench` measures: those of --presets, or the one chosen
+/// with -p, -1 .. -5, --fast or --best, or the default; not both forms.
+fn bench_presets(listed: &[String], c: &Common) -> Result<Vec<String>> {
+    match (listed.is_empty(), &c.preset) {
+        (false, Some(_)) => {
+            bail!("bench takes its presets from --presets or from one -p (or -1 .. -5), not both")
+        }
+        (false, None) => Ok(listed.to_vec()),
+        (true, Some(p)) => Ok(vec![p.clone()]),
+        (true, None) => Ok(vec![args::DEFAULT_PRESET.to_string()]),
     }
 }
 
