@@ -18,6 +18,154 @@ fn preset_of(packed: &[u8]) -> String {
     row.split_whitespace().next().unwrap().to_string()
 }
 
+/// Frames in compressed bytes, from `fade -l`.
+fn frames_of(packed: &[u8]) -> usize {
+    let listing = String::from_utf8(ok(fade_stdin(&["-l"], packed))).unwrap();
+    let row = listing.lines().nth(1).expect("a row").to_string();
+    row.split_whitespace().nth(4).unwrap().parse().unwrap()
+}
+
+#[test]
+fn output_flag_names_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let data = lines(3000);
+    std::fs::write(&input, &data).unwrap();
+    let out = dir.path().join("out.fade");
+    ok(fade(&["-q", "-p", &tiny(), "-o", s(&out), s(&input)]));
+    assert!(input.exists(), "-o keeps the input");
+    assert!(!dir.path().join("in.fade").exists());
+    let back = dir.path().join("back");
+    ok(fade(&["-q", "-d", "-o", s(&back), s(&out)]));
+    assert_eq!(std::fs::read(&back).unwrap(), data);
+    // `-o -` is stdout; the subcommand form takes -o too; same bytes.
+    let packed = std::fs::read(&out).unwrap();
+    assert_eq!(ok(fade(&["-p", &tiny(), "-o", "-", s(&input)])), packed);
+    let out2 = dir.path().join("out2.fade");
+    ok(fade(&[
+        "compress",
+        "-p",
+        &tiny(),
+        s(&input),
+        "-o",
+        s(&out2),
+    ]));
+    assert_eq!(std::fs::read(&out2).unwrap(), packed);
+    // An existing output needs -f; -o with -c, twice named, or with -t is refused.
+    fails_with(
+        &fade(&["-p", &tiny(), "-o", s(&out), s(&input)]),
+        "already exists (use -f to overwrite)",
+    );
+    ok(fade(&["-f", "-p", &tiny(), "-o", s(&out), s(&input)]));
+    fails_with(
+        &fade(&["-c", "-o", s(&out), s(&input)]),
+        "cannot be used with",
+    );
+    fails_with(
+        &fade(&["compress", s(&input), s(&out2), "-o", s(&out)]),
+        "named twice",
+    );
+    fails_with(&fade(&["-t", "-o", s(&back), s(&out)]), "-o");
+}
+
+#[test]
+fn output_flag_with_several_inputs_concatenates_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (da, db) = (lines(2000), random_bytes(500, 5));
+    std::fs::write(&a, &da).unwrap();
+    std::fs::write(&b, &db).unwrap();
+    let both = [da.clone(), db.clone()].concat();
+    let ab = dir.path().join("ab.fade");
+    ok(fade(&["-q", "-p", &tiny(), "-o", s(&ab), s(&a), s(&b)]));
+    let packed = std::fs::read(&ab).unwrap();
+    assert_eq!(frames_of(&packed), 2);
+    assert_eq!(ok(fade(&["-dc", s(&ab)])), both);
+    // Decompressing several files into one output concatenates their contents.
+    let (pa, pb) = (dir.path().join("a.fade"), dir.path().join("b.fade"));
+    ok(fade(&["-q", "-p", &tiny(), s(&a), s(&b)]));
+    let joined = dir.path().join("joined");
+    ok(fade(&["-q", "-d", "-o", s(&joined), s(&pa), s(&pb)]));
+    assert_eq!(std::fs::read(&joined).unwrap(), both);
+    // A failing input leaves no output and removes nothing, even with --rm.
+    let missing = dir.path().join("missing");
+    let out = dir.path().join("bad.fade");
+    let r = fade(&[
+        "-q",
+        "--rm",
+        "-p",
+        &tiny(),
+        "-o",
+        s(&out),
+        s(&a),
+        s(&missing),
+    ]);
+    fails_with(&r, "missing");
+    assert!(!out.exists() && a.exists());
+    // --rm removes every input once the one output is complete.
+    let out = dir.path().join("all.fade");
+    ok(fade(&[
+        "-q",
+        "--rm",
+        "-p",
+        &tiny(),
+        "-o",
+        s(&out),
+        s(&a),
+        s(&b),
+    ]));
+    assert!(!a.exists() && !b.exists());
+    assert_eq!(ok(fade(&["-dc", s(&out)])), both);
+}
+
+#[test]
+fn recursive_codes_every_file_under_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("tree");
+    let sub = root.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::create_dir_all(root.join("empty")).unwrap();
+    let files = [(root.join("x"), lines(1500)), (sub.join("y"), lines(900))];
+    for (p, d) in &files {
+        std::fs::write(p, d).unwrap();
+    }
+    // Symbolic links inside the tree are not followed.
+    let outside = dir.path().join("outside");
+    std::fs::write(&outside, b"not under the tree").unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+    std::os::unix::fs::symlink(&sub, root.join("dirlink")).unwrap();
+    ok(fade(&["-q", "-r", "-p", &tiny(), s(&root)]));
+    for (p, _) in &files {
+        assert!(p.exists(), "{} kept", p.display());
+        assert!(Path::new(&format!("{}.fade", p.display())).exists());
+    }
+    assert!(!root.join("link.fade").exists() && !outside.with_extension("fade").exists());
+    assert!(!sub.join("y.fade.fade").exists());
+    // Again: FILE.fade is skipped as an input, and existing outputs are refused.
+    let again = fade(&["-q", "-r", "-p", &tiny(), s(&root)]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+    assert!(!root.join("x.fade.fade").exists());
+    // -t, -l and -d with -r take every FILE.fade.
+    ok(fade(&["-t", "-r", s(&root)]));
+    let listing = String::from_utf8(ok(fade(&["-l", "-r", s(&root)]))).unwrap();
+    assert_eq!(listing.lines().count(), 3, "{listing}");
+    for (p, _) in &files {
+        std::fs::remove_file(p).unwrap();
+    }
+    ok(fade(&["-q", "-d", "-r", "--rm", s(&root)]));
+    for (p, d) in &files {
+        assert_eq!(&std::fs::read(p).unwrap(), d);
+        assert!(!Path::new(&format!("{}.fade", p.display())).exists());
+    }
+    // An empty directory is nothing to do (and stdin is not read).
+    let out = fade(&["-r", "-c", s(&root.join("empty"))]);
+    assert!(ok(out).is_empty());
+    // Without -r a directory is an error with a hint; -r needs the gzip form.
+    fails_with(&fade(&["-p", &tiny(), s(&root)]), "is a directory (fade -r");
+    fails_with(&fade(&["compress", "-r", s(&root)]), "-r works with");
+}
+
 #[test]
 fn level_flags_attach_and_combine() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,6 +244,7 @@ fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
         (&["bench"], "required arguments were not provided"),
         (&["-T", "abc", "x"], "invalid value 'abc'"),
         (&["-d", "-t", "x"], "cannot be used with"),
+        (&["-o"], "a value is required"),
         (&["--presets", "1", "x"], "unexpected argument"),
     ] {
         let out = fade(args);
@@ -113,7 +262,7 @@ fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
         assert!(!out.stdout.is_empty() && out.stderr.is_empty(), "{args:?}");
     }
     let help = String::from_utf8(ok(fade(&["--help"]))).unwrap();
-    for flag in ["--fast", "--best"] {
+    for flag in ["--output", "--recursive", "--fast", "--best"] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
 }

@@ -66,6 +66,23 @@ pub struct Common {
     /// Write to stdout, keep inputs.
     #[arg(short = 'c', long, global = true)]
     pub stdout: bool,
+    /// Write to OUT ('-': stdout); several inputs go into OUT one after the
+    /// other (their frames, or their contents with -d, concatenated).
+    // Its id is not "output": that is the OUTPUT operand of compress and
+    // decompress, which would hide it there.
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_name = "OUT",
+        conflicts_with = "stdout"
+    )]
+    pub out: Option<PathBuf>,
+    /// Operate recursively on directories: every regular file under DIR (to
+    /// FILE.fade beside it), or with -d, -t or -l every FILE.fade under it.
+    /// Symbolic links inside DIR are not followed.
+    #[arg(short, long, global = true)]
+    pub recursive: bool,
     /// Keep input files (the default).
     #[arg(short, long, global = true)]
     pub keep: bool,
@@ -308,6 +325,7 @@ mod tests {
     fn values_of_flags_are_left_alone() {
         assert_eq!(norm(&["-T2", "-p3"]), ["-T2", "-p3"]);
         assert_eq!(norm(&["-cp", "2"]), ["-cp", "2"]);
+        assert_eq!(norm(&["-o", "-1"]), ["-o", "-1"]);
         assert_eq!(norm(&["--lanes", "-1"]), ["--lanes", "-1"]);
         assert_eq!(norm(&["--lanes=3", "-2"]), ["--lanes=3", "--preset=2"]);
         assert_eq!(norm(&["-1p", "fast"]), ["--preset=1", "-p", "fast"]);
