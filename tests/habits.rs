@@ -209,6 +209,37 @@ fn level_flags_attach_and_combine() {
 }
 
 #[test]
+fn dcf_passes_data_that_is_not_fade_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("plain.txt");
+    let text = lines(700);
+    std::fs::write(&plain, &text).unwrap();
+    let packed = dir.path().join("p.fade");
+    let data = lines(1200);
+    std::fs::write(&packed, ok(fade_stdin(&["-c", "-p", &tiny()], &data))).unwrap();
+    // Like `zstd -dcf` and `zcat -f`: foreign data unchanged, fade data decoded.
+    assert_eq!(ok(fade(&["-dcf", s(&plain)])), text);
+    assert_eq!(ok(fade_stdin(&["-dcf"], &text)), text);
+    assert_eq!(ok(fade_stdin(&["-d", "-c", "-f"], b"hi")), b"hi");
+    assert!(ok(fade_stdin(&["-dcf"], b"")).is_empty());
+    assert_eq!(
+        ok(fade(&["-dcf", s(&plain), s(&packed), s(&plain)])),
+        [text.clone(), data.clone(), text.clone()].concat()
+    );
+    assert_eq!(ok(fade(&["decompress", "-cf", s(&packed)])), data);
+    // Without -f, or to a file, foreign data is an error; so is a damaged fade file.
+    fails_with(&fade(&["-dc", s(&plain)]), "not a fade file");
+    let named = dir.path().join("named.fade");
+    std::fs::copy(&plain, &named).unwrap();
+    fails_with(&fade(&["-df", s(&named)]), "not a fade file");
+    let mut bad = std::fs::read(&packed).unwrap();
+    let n = bad.len();
+    bad[n - 20] ^= 0x10;
+    let out = fade_stdin(&["-dcf"], &bad);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
 fn bench_measures_the_chosen_preset() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("text");

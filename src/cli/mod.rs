@@ -465,10 +465,14 @@ fn code(
             _ => {}
         }
     }
+    // `zstd -dcf` and `zcat -f`: to stdout with -f, data that is not fade
+    // passes through unchanged.
+    let pass_through = mode == Mode::Decompress && matches!(output, End::Std) && c.force;
     let job = Job {
         mode,
         preset: preset.as_ref(),
         limits,
+        pass_through,
         out_name: match output {
             End::Std => "(stdout)".into(),
             End::File(o) => o.display().to_string(),
@@ -540,6 +544,7 @@ struct Job<'a> {
     mode: Mode,
     preset: Option<&'a Preset>,
     limits: engine::Limits,
+    pass_through: bool,
     out_name: String,
     c: &'a Common,
 }
@@ -612,13 +617,39 @@ impl Job<'_> {
                     inner: std::io::BufReader::with_capacity(1 << 20, source.reader()),
                     n: 0,
                 };
-                engine::decompress_with(&mut r, &mut w, dev, &self.limits, progress)?;
+                let mut head = [0u8; fade::format::MAGIC.len()];
+                let got = if self.pass_through {
+                    read_up_to(&mut r, &mut head)?
+                } else {
+                    0
+                };
+                let mut all = (&head[..got]).chain(&mut r);
+                if self.pass_through && head[..got] != fade::format::MAGIC {
+                    let n = std::io::copy(&mut all, &mut w)?;
+                    progress(n);
+                } else {
+                    engine::decompress_with(&mut all, &mut w, dev, &self.limits, progress)?;
+                }
                 r.n
             }
         };
         w.flush()?;
         Ok((n_in, w.n))
     }
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// The -v line: sizes, ratio, time and speed (of original bytes).
