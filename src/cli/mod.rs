@@ -11,12 +11,12 @@ use args::{Cli, Command, Common, Transfer};
 use candle_core::Device;
 use clap::Parser;
 use fade::{engine, Preset};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
 use std::fs::{File, Metadata};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Suffix of compressed files.
 const SUFFIX: &str = "fade";
@@ -304,18 +304,61 @@ fn derived_name(mode: Mode, p: &Path) -> Result<PathBuf> {
     }
 }
 
-fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
+/// A progress bar on stderr when it is a terminal and not -q, named after
+/// the file. Sizes and speeds are in decimal units (KB = 1000 bytes), as in
+/// the -v summary and `fade bench`.
+fn progress_bar(total: Option<u64>, quiet: bool, name: &str) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-    let tpl = if total.is_some() {
-        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
-    } else {
-        "{spinner} {bytes} {binary_bytes_per_sec}"
-    };
-    pb.set_style(ProgressStyle::with_template(tpl).expect("valid template"));
+    pb.set_style(progress_style(total.is_some()));
+    pb.set_message(short_name(name, 32));
+    // Redrawn on its own, so the elapsed time and the spinner move between
+    // the model's steps.
+    pb.enable_steady_tick(Duration::from_millis(250));
     pb
+}
+
+/// The bar's layout: with a total, a bar and the time left; without, a spinner.
+fn progress_style(has_total: bool) -> ProgressStyle {
+    let tpl = if has_total {
+        "{msg} {bar:30} {done}/{size} {rate} eta {eta}"
+    } else {
+        "{msg} {spinner} {done} {rate} {elapsed}"
+    };
+    ProgressStyle::with_template(tpl)
+        .expect("valid template")
+        .with_key("done", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&decimal(s.pos()));
+        })
+        .with_key("size", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&decimal(s.len().unwrap_or(0)));
+        })
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.1} KB/s", s.per_sec() / 1000.0);
+        })
+}
+
+/// A byte count in decimal units: "512 B", "12.3 KB", "4.19 MB", "1.07 GB".
+fn decimal(n: u64) -> String {
+    let x = n as f64;
+    match n {
+        0..=999 => format!("{n} B"),
+        1_000..=999_999 => format!("{:.1} KB", x / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} MB", x / 1e6),
+        _ => format!("{:.2} GB", x / 1e9),
+    }
+}
+
+/// `name`, cut to its last `max` characters behind "..." if longer.
+fn short_name(name: &str, max: usize) -> String {
+    let n = name.chars().count();
+    if n <= max {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(n - (max - 3)).collect();
+    format!("...{tail}")
 }
 
 /// Counts bytes passing through a writer.
@@ -565,7 +608,7 @@ impl Job<'_> {
             Mode::Compress => source.meta().map(|m| m.len()),
             Mode::Decompress => None,
         };
-        let pb = progress_bar(total, self.c.quiet);
+        let pb = progress_bar(total, self.c.quiet, &name);
         let mut progress = |n: u64| pb.inc(n);
         let (n_in, n_out) = self
             .transfer(source, w, dev, &mut progress)
@@ -652,15 +695,19 @@ fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(got)
 }
 
-/// The -v line: sizes, ratio, time and speed (of original bytes).
-fn summary(mode: Mode, input: &str, _output: &str, n_in: u64, n_out: u64, secs: f64) -> String {
+/// The -v line, in zstd's form, then time and speed:
+/// `FILE : 35.20% (1048576 => 369123 bytes, FILE.fade) 12.3 s, 85.2 KB/s`.
+/// The percentage is compressed over original size both ways; the arrow
+/// goes from what was read to what was written; the speed counts original
+/// bytes.
+fn summary(mode: Mode, input: &str, output: &str, n_in: u64, n_out: u64, secs: f64) -> String {
     let (orig, packed) = match mode {
         Mode::Compress => (n_in, n_out),
         Mode::Decompress => (n_out, n_in),
     };
     format!(
-        "{input}: {orig} -> {packed} bytes, ratio {:.3}, {secs:.1} s, {:.1} KB/s",
-        orig as f64 / packed.max(1) as f64,
+        "{input} : {:.2}% ({n_in} => {n_out} bytes, {output}) {secs:.1} s, {:.1} KB/s",
+        packed as f64 * 100.0 / orig.max(1) as f64,
         orig as f64 / 1000.0 / secs.max(1e-9)
     )
 }
@@ -698,7 +745,7 @@ fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
 
 fn test(e: &End, c: &Common) -> Result<()> {
     let mut r = open_compressed(e)?;
-    let pb = progress_bar(None, c.quiet);
+    let pb = progress_bar(None, c.quiet, &e.name());
     let sum = engine::decompress_with(
         &mut r,
         &mut std::io::sink(),
