@@ -210,8 +210,12 @@ fn memory_limit_flag_is_applied_both_ways() {
         ok(fade(&["--memory-limit", "2G", "-dc", s(&packed)])),
         text(3000)
     );
+    // A bad size is a usage error: one line with a hint, exit 1 as every error.
     let out = fade(&["--memory-limit", "lots", "-dc", s(&packed)]);
-    assert_eq!(out.status.code(), Some(2), "a bad size is a usage error");
+    fails_with(
+        &out,
+        "invalid value 'lots' for '--memory-limit <SIZE>': not a size",
+    );
 }
 
 /// Item 9: frames whose recorded lengths add up beyond 2^64 are corrupt, not

@@ -8,13 +8,18 @@
 //! A subcommand is recognised only as the first operand (`fade a compress b`
 //! compresses three files), and the flags of both forms are global, so
 //! `fade -c compress FILE` writes to stdout.
+//!
+//! Level flags (`-1` .. `-5`, also inside a cluster: `-1c`, `-kc1`) and
+//! `--fast` / `--best` are not clap arguments: [`normalize`] rewrites them as
+//! `--preset=N` before clap parses, so the last level given wins, as in gzip.
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Lossless compression with a neural network that learns the data while it codes it.
 #[derive(Debug, Parser)]
-#[command(name = "fade", version, about)]
+#[command(name = "fade", version, about, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -42,10 +47,11 @@ pub struct Common {
     /// Device for the model: auto, cpu, cuda or cuda:N (cuda needs a build with --features cuda).
     #[arg(long, global = true, default_value = "auto", value_name = "DEV")]
     pub device: String,
-    /// Model preset for compression: a step of the ladder (1 fastest .. 5 strongest,
-    /// also written -1 .. -5), a built-in name, or a .toml file.
-    #[arg(short, long, global = true, default_value = "default")]
-    pub preset: String,
+    /// Model preset for compression (default: default): a step of the ladder
+    /// (1 fastest .. 5 strongest, also written -1 .. -5; --fast is -1, --best
+    /// the strongest), a built-in name, or a .toml file. The last one given wins.
+    #[arg(short, long, global = true, value_name = "PRESET")]
+    pub preset: Option<String>,
     /// Compress with exactly N lanes, overriding the preset's count (which is
     /// lowered for inputs shorter than a segment); for GPUs, which run many
     /// lanes for little more than the cost of a few.
@@ -60,6 +66,23 @@ pub struct Common {
     /// Write to stdout, keep inputs.
     #[arg(short = 'c', long, global = true)]
     pub stdout: bool,
+    /// Write to OUT ('-': stdout); several inputs go into OUT one after the
+    /// other (their frames, or their contents with -d, concatenated).
+    // Its id is not "output": that is the OUTPUT operand of compress and
+    // decompress, which would hide it there.
+    #[arg(
+        short = 'o',
+        long = "output",
+        global = true,
+        value_name = "OUT",
+        conflicts_with = "stdout"
+    )]
+    pub out: Option<PathBuf>,
+    /// Operate recursively on directories: every regular file under DIR (to
+    /// FILE.fade beside it), or with -d, -t or -l every FILE.fade under it.
+    /// Symbolic links inside DIR are not followed.
+    #[arg(short, long, global = true)]
+    pub recursive: bool,
     /// Keep input files (the default).
     #[arg(short, long, global = true)]
     pub keep: bool,
@@ -117,8 +140,9 @@ pub enum Command {
         /// Files or directories to measure.
         #[arg(required = true)]
         paths: Vec<PathBuf>,
-        /// fade presets to measure (repeatable or comma-separated).
-        #[arg(long = "presets", value_delimiter = ',', default_value = "default")]
+        /// fade presets to measure (repeatable or comma-separated; default: the
+        /// one of -p or -1 .. -5, else default).
+        #[arg(long = "presets", value_delimiter = ',')]
         presets: Vec<String>,
         /// Use only the first N bytes of each file (1048576 for the quick set).
         #[arg(long, value_name = "N")]
@@ -157,5 +181,158 @@ impl Command {
             Command::List { .. } => "list",
             Command::Bench { .. } => "bench",
         }
+    }
+}
+
+/// The preset used when none is given.
+pub const DEFAULT_PRESET: &str = "default";
+
+/// Rewrites the level forms clap cannot parse, up to a `--` that ends the
+/// options: `-N` (also inside a cluster of short flags: `-1c`, `-c1`,
+/// `-kc1`) becomes `--preset=N`, `--fast` becomes `--preset=1` and `--best`
+/// `--preset=S`, S the strongest built-in level. A digit that is the value of
+/// a short flag (`-T2`, `-p3`, `-o 1`) is left alone. The first item is the
+/// program name.
+pub fn normalize(args: impl IntoIterator<Item = OsString>, strongest: usize) -> Vec<OsString> {
+    // Short and long flags that take a value, from clap's own definition.
+    let cmd = Cli::command();
+    let mut short_values = Vec::new();
+    let mut long_values = Vec::new();
+    for a in cmd
+        .get_arguments()
+        .chain(cmd.get_subcommands().flat_map(|s| s.get_arguments()))
+        .filter(|a| a.get_action().takes_values() && !a.is_positional())
+    {
+        short_values.extend(a.get_short());
+        long_values.extend(a.get_long().map(str::to_string));
+    }
+    let mut out = Vec::new();
+    let mut options = true;
+    let mut value_next = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        let s = match arg.to_str() {
+            Some(s) if i > 0 && options && !value_next && s.starts_with('-') && s != "-" => s,
+            _ => {
+                value_next = false;
+                out.push(arg);
+                continue;
+            }
+        };
+        if s == "--" {
+            options = false;
+            out.push(arg);
+        } else if let Some(long) = s.strip_prefix("--") {
+            match long {
+                "fast" => out.push("--preset=1".into()),
+                "best" => out.push(format!("--preset={strongest}").into()),
+                _ => {
+                    value_next = !long.contains('=') && long_values.iter().any(|l| l == long);
+                    out.push(arg);
+                }
+            }
+        } else {
+            // A cluster of short flags: split out runs of digits.
+            let chars: Vec<char> = s[1..].chars().collect();
+            let mut flags = String::new();
+            let mut k = 0;
+            while k < chars.len() {
+                let c = chars[k];
+                if c.is_ascii_digit() {
+                    let end = (k..chars.len())
+                        .find(|&j| !chars[j].is_ascii_digit())
+                        .unwrap_or(chars.len());
+                    if !flags.is_empty() {
+                        out.push(format!("-{}", std::mem::take(&mut flags)).into());
+                    }
+                    let level: String = chars[k..end].iter().collect();
+                    out.push(format!("--preset={level}").into());
+                    k = end;
+                    continue;
+                }
+                flags.push(c);
+                k += 1;
+                if short_values.contains(&c) {
+                    // The rest of the cluster is the value, or the next argument is.
+                    value_next = k == chars.len();
+                    flags.extend(&chars[k..]);
+                    break;
+                }
+            }
+            if !flags.is_empty() {
+                out.push(format!("-{flags}").into());
+            }
+        }
+    }
+    out
+}
+
+/// One line for a clap error, with the hint clap gives and where help is:
+/// "unexpected argument '--forc' found (a similar argument exists: '--force';
+/// see 'fade --help')". clap's own report is several lines.
+pub fn usage_error(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let mut blocks = text.split("\n\n");
+    let message = blocks
+        .next()
+        .unwrap_or_default()
+        .trim_start_matches("error:")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut hints = Vec::new();
+    let mut command = "fade".to_string();
+    for line in text.lines().map(str::trim) {
+        if let Some(tip) = line.strip_prefix("tip:") {
+            hints.push(tip.trim().to_string());
+        } else if let Some(usage) = line.strip_prefix("Usage:") {
+            command = usage
+                .split_whitespace()
+                .take_while(|w| !w.starts_with(['[', '<', '-']))
+                .collect::<Vec<_>>()
+                .join(" ");
+        }
+    }
+    hints.push(format!("see '{command} --help'"));
+    format!("{message} ({})", hints.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(args: &[&str]) -> Vec<String> {
+        let all = std::iter::once("fade").chain(args.iter().copied());
+        normalize(all.map(OsString::from), 5)
+            .into_iter()
+            .skip(1)
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn level_flags_are_rewritten_alone_and_in_clusters() {
+        assert_eq!(norm(&["-1", "f"]), ["--preset=1", "f"]);
+        assert_eq!(norm(&["-1c"]), ["--preset=1", "-c"]);
+        assert_eq!(norm(&["-c1"]), ["-c", "--preset=1"]);
+        assert_eq!(norm(&["-kc1"]), ["-kc", "--preset=1"]);
+        assert_eq!(norm(&["-k1c"]), ["-k", "--preset=1", "-c"]);
+        assert_eq!(norm(&["-19"]), ["--preset=19"]);
+        assert_eq!(norm(&["--fast", "--best"]), ["--preset=1", "--preset=5"]);
+        assert_eq!(norm(&["-dcf"]), ["-dcf"]);
+    }
+
+    #[test]
+    fn values_of_flags_are_left_alone() {
+        assert_eq!(norm(&["-T2", "-p3"]), ["-T2", "-p3"]);
+        assert_eq!(norm(&["-cp", "2"]), ["-cp", "2"]);
+        assert_eq!(norm(&["-o", "-1"]), ["-o", "-1"]);
+        assert_eq!(norm(&["--lanes", "-1"]), ["--lanes", "-1"]);
+        assert_eq!(norm(&["--lanes=3", "-2"]), ["--lanes=3", "--preset=2"]);
+        assert_eq!(norm(&["-1p", "fast"]), ["--preset=1", "-p", "fast"]);
+        assert_eq!(
+            norm(&["-c", "--", "-1", "--fast"]),
+            ["-c", "--", "-1", "--fast"]
+        );
+        assert_eq!(norm(&["-", "-2"]), ["-", "--preset=2"]);
     }
 }

@@ -6,18 +6,17 @@ mod bench;
 mod output;
 mod stdio;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, Common, Transfer};
 use candle_core::Device;
 use clap::Parser;
 use fade::{engine, Preset};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
-use std::ffi::OsString;
 use std::fs::{File, Metadata};
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Suffix of compressed files.
 const SUFFIX: &str = "fade";
@@ -81,7 +80,14 @@ fn device(spec: &str) -> Result<Device> {
 
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
-    let cli = Cli::parse_from(level_shorthands(std::env::args_os()));
+    let args = args::normalize(std::env::args_os(), Preset::builtin_names().len());
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        // --help and --version print on stdout and exit 0.
+        Err(e) if !e.use_stderr() => e.exit(),
+        // Usage errors are one line with a hint, exit 1, like every other error.
+        Err(e) => return Err(anyhow!(args::usage_error(&e))),
+    };
     // candle's CPU kernels size their thread pool from this variable, read
     // lazily: setting it before any model work is enough. Output does not depend
     // on it (tested). Without -T it is 1: the coder already has its own thread,
@@ -113,48 +119,101 @@ pub fn run() -> Result<()> {
         }
     }
     match &cli.command {
+        Some(Command::Compress(_) | Command::Decompress(_)) if c.recursive => bail!(
+            "-r works with the gzip form and with test and list (fade -r DIR, fade -d -r DIR)"
+        ),
+        Some(cmd @ (Command::Test { .. } | Command::List { .. } | Command::Bench { .. }))
+            if c.out.is_some() =>
+        {
+            bail!("-o has no meaning with {} (it writes no file)", cmd.name())
+        }
+        _ => {}
+    }
+    match &cli.command {
         Some(Command::Compress(t)) => transfer(Mode::Compress, t, c),
         Some(Command::Decompress(t)) => transfer(Mode::Decompress, t, c),
-        Some(Command::Test { files }) => each(files, |f| test(f, c)),
-        Some(Command::List { files }) => list(files),
+        Some(Command::Test { files }) => {
+            each(&operands(files, Mode::Decompress, c)?, |f| test(f, c))
+        }
+        Some(Command::List { files }) => list(&operands(files, Mode::Decompress, c)?),
         Some(Command::Bench {
             paths,
             presets,
             prefix,
             format,
-        }) => bench::run(paths, presets, *prefix, *format == args::Format::Json, c),
+        }) => {
+            if c.recursive {
+                bail!("bench reads the files of each directory it is given; -r is not needed");
+            }
+            let presets = bench_presets(presets, c)?;
+            bench::run(paths, &presets, *prefix, *format == args::Format::Json, c)
+        }
         None => classic(&cli),
     }
 }
 
-/// Rewrites gzip's `-1` .. `-9` as `--preset=N` (a step of the preset ladder),
-/// up to a `--` that ends the options.
-fn level_shorthands(args: impl Iterator<Item = OsString>) -> Vec<OsString> {
-    let mut options = true;
-    args.map(|a| {
-        if a == "--" {
-            options = false;
+/// The presets `fade bench` measures: those of --presets, or the one chosen
+/// with -p, -1 .. -5, --fast or --best, or the default; not both forms.
+fn bench_presets(listed: &[String], c: &Common) -> Result<Vec<String>> {
+    match (listed.is_empty(), &c.preset) {
+        (false, Some(_)) => {
+            bail!("bench takes its presets from --presets or from one -p (or -1 .. -5), not both")
         }
-        match a.to_str().map(str::as_bytes) {
-            Some(&[b'-', d]) if options && d.is_ascii_digit() && d != b'0' => {
-                format!("--preset={}", d as char).into()
-            }
-            _ => a,
-        }
-    })
-    .collect()
+        (false, None) => Ok(listed.to_vec()),
+        (true, Some(p)) => Ok(vec![p.clone()]),
+        (true, None) => Ok(vec![args::DEFAULT_PRESET.to_string()]),
+    }
 }
 
-/// Runs `f` on every operand ('-' or none: stdin); reports each failure, fails if any did.
-fn each(files: &[PathBuf], mut f: impl FnMut(&End) -> Result<()>) -> Result<()> {
-    let ends: Vec<End> = if files.is_empty() {
-        vec![End::Std]
-    } else {
-        files.iter().map(|p| End::from_arg(Some(p))).collect()
-    };
+/// The operands as inputs: '-' or none is stdin; with -r a directory stands
+/// for the regular files under it (for compression every file not named
+/// *.fade, otherwise every *.fade), depth first in name order, symbolic links
+/// inside it not followed. Operands that were all empty directories give no
+/// input at all.
+fn operands(files: &[PathBuf], mode: Mode, c: &Common) -> Result<Vec<End>> {
+    if files.is_empty() {
+        return Ok(vec![End::Std]);
+    }
+    let wanted =
+        |p: &Path| (mode == Mode::Decompress) == p.extension().is_some_and(|e| e == SUFFIX);
+    let mut out = Vec::new();
+    for f in files {
+        if c.recursive && f.as_os_str() != "-" && f.is_dir() {
+            let mut found = Vec::new();
+            walk(f, &wanted, &mut found)?;
+            out.extend(found.into_iter().map(End::File));
+        } else {
+            out.push(End::from_arg(Some(f)));
+        }
+    }
+    Ok(out)
+}
+
+/// Appends the regular files under `dir` that `wanted` accepts.
+fn walk(dir: &Path, wanted: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> Result<()> {
+    let cannot = || format!("cannot read directory {}", dir.display());
+    let mut entries = std::fs::read_dir(dir)
+        .with_context(cannot)?
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(cannot)?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let kind = e.file_type().with_context(cannot)?;
+        let p = e.path();
+        if kind.is_dir() {
+            walk(&p, wanted, out)?;
+        } else if kind.is_file() && wanted(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Runs `f` on every input; reports each failure, fails if any did.
+fn each(ends: &[End], mut f: impl FnMut(&End) -> Result<()>) -> Result<()> {
     let mut failed = None;
     let many = ends.len() > 1;
-    for e in &ends {
+    for e in ends {
         if let Err(err) = f(e) {
             if !many {
                 return Err(err);
@@ -171,36 +230,57 @@ fn each(files: &[PathBuf], mut f: impl FnMut(&End) -> Result<()>) -> Result<()> 
 
 fn classic(cli: &Cli) -> Result<()> {
     let (k, c) = (&cli.classic, &cli.common);
+    if (k.list || k.test) && c.out.is_some() {
+        bail!("-o has no meaning with -t or -l (they write no file)");
+    }
     if k.list {
-        return list(&k.files);
+        return list(&operands(&k.files, Mode::Decompress, c)?);
     }
     if k.test {
-        return each(&k.files, |f| test(f, c));
+        return each(&operands(&k.files, Mode::Decompress, c)?, |f| test(f, c));
     }
     let mode = if k.decompress {
         Mode::Decompress
     } else {
         Mode::Compress
     };
-    each(&k.files, |input| {
+    let inputs = operands(&k.files, mode, c)?;
+    if let Some(o) = &c.out {
+        // Every input into one output, as zstd -o does.
+        let output = End::from_arg(Some(o));
+        let rm = c.rm && matches!(output, End::File(_));
+        return code(mode, &inputs, &output, rm, false, c);
+    }
+    each(&inputs, |input| {
         let (output, in_place) = match input {
             End::File(p) if !c.stdout => (End::File(derived_name(mode, p)?), true),
             _ => (End::Std, false),
         };
-        code(mode, input, &output, c.rm && !c.stdout, in_place, c)
+        code(
+            mode,
+            std::slice::from_ref(input),
+            &output,
+            c.rm && !c.stdout,
+            in_place,
+            c,
+        )
     })
 }
 
 fn transfer(mode: Mode, t: &Transfer, c: &Common) -> Result<()> {
     let input = End::from_arg(t.input.as_ref());
-    let (output, in_place) = match (&t.output, &input) {
+    let named = match (&t.output, &c.out) {
+        (Some(_), Some(_)) => bail!("the output is named twice (as an operand and with -o)"),
+        (o, None) | (None, o) => o.as_ref(),
+    };
+    let (output, in_place) = match (named, &input) {
         (Some(o), _) => (End::from_arg(Some(o)), false),
         (None, End::File(p)) if !c.stdout => (End::File(derived_name(mode, p)?), true),
         _ => (End::Std, false),
     };
     // As with zstd, --rm is ignored when the output goes to stdout.
     let rm = c.rm && matches!(output, End::File(_));
-    code(mode, &input, &output, rm, in_place, c)
+    code(mode, &[input], &output, rm, in_place, c)
 }
 
 /// FILE -> FILE.fade; FILE.fade -> FILE.
@@ -224,18 +304,61 @@ fn derived_name(mode: Mode, p: &Path) -> Result<PathBuf> {
     }
 }
 
-fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
+/// A progress bar on stderr when it is a terminal and not -q, named after
+/// the file. Sizes and speeds are in decimal units (KB = 1000 bytes), as in
+/// the -v summary and `fade bench`.
+fn progress_bar(total: Option<u64>, quiet: bool, name: &str) -> ProgressBar {
     if quiet || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
     let pb = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
-    let tpl = if total.is_some() {
-        "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}"
-    } else {
-        "{spinner} {bytes} {binary_bytes_per_sec}"
-    };
-    pb.set_style(ProgressStyle::with_template(tpl).expect("valid template"));
+    pb.set_style(progress_style(total.is_some()));
+    pb.set_message(short_name(name, 32));
+    // Redrawn on its own, so the elapsed time and the spinner move between
+    // the model's steps.
+    pb.enable_steady_tick(Duration::from_millis(250));
     pb
+}
+
+/// The bar's layout: with a total, a bar and the time left; without, a spinner.
+fn progress_style(has_total: bool) -> ProgressStyle {
+    let tpl = if has_total {
+        "{msg} {bar:30} {done}/{size} {rate} eta {eta}"
+    } else {
+        "{msg} {spinner} {done} {rate} {elapsed}"
+    };
+    ProgressStyle::with_template(tpl)
+        .expect("valid template")
+        .with_key("done", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&decimal(s.pos()));
+        })
+        .with_key("size", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&decimal(s.len().unwrap_or(0)));
+        })
+        .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.1} KB/s", s.per_sec() / 1000.0);
+        })
+}
+
+/// A byte count in decimal units: "512 B", "12.3 KB", "4.19 MB", "1.07 GB".
+fn decimal(n: u64) -> String {
+    let x = n as f64;
+    match n {
+        0..=999 => format!("{n} B"),
+        1_000..=999_999 => format!("{:.1} KB", x / 1e3),
+        1_000_000..=999_999_999 => format!("{:.2} MB", x / 1e6),
+        _ => format!("{:.2} GB", x / 1e9),
+    }
+}
+
+/// `name`, cut to its last `max` characters behind "..." if longer.
+fn short_name(name: &str, max: usize) -> String {
+    let n = name.chars().count();
+    if n <= max {
+        return name.to_string();
+    }
+    let tail: String = name.chars().skip(n - (max - 3)).collect();
+    format!("...{tail}")
 }
 
 /// Counts bytes passing through a writer.
@@ -281,7 +404,10 @@ impl Source {
         // Looked at before opening: opening a FIFO waits for a writer.
         let m = std::fs::metadata(p).with_context(|| format!("cannot open {}", p.display()))?;
         if m.is_dir() {
-            bail!("{}: is a directory", p.display());
+            bail!(
+                "{}: is a directory (fade -r DIR works on the files in it)",
+                p.display()
+            );
         }
         if !m.is_file() && (in_place || rm) {
             bail!(
@@ -339,12 +465,21 @@ impl Source {
     }
 }
 
-/// The work itself: `input` into `output`, then the optional removal of the input.
-/// `in_place`: the output's name is derived from the input's.
-fn code(mode: Mode, input: &End, output: &End, rm: bool, in_place: bool, c: &Common) -> Result<()> {
+/// The work itself: every input into `output` (several inputs: one after
+/// the other into the same output), then the optional removal of the inputs
+/// once the output is complete. `in_place`: the output's name is derived from
+/// the (single) input's.
+fn code(
+    mode: Mode,
+    inputs: &[End],
+    output: &End,
+    rm: bool,
+    in_place: bool,
+    c: &Common,
+) -> Result<()> {
     let limits = limits(c);
     let preset = if mode == Mode::Compress {
-        let p = Preset::load(&c.preset)?;
+        let p = Preset::load(c.preset.as_deref().unwrap_or(args::DEFAULT_PRESET))?;
         Some(match c.lanes {
             Some(n) => p.with_lanes(n)?,
             None => p,
@@ -352,43 +487,155 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, in_place: bool, c: &Com
     } else {
         None
     };
-    match (mode, input, output) {
-        (_, _, End::Std) if stdio::was_closed(1) => {
+    if let End::Std = output {
+        if stdio::was_closed(1) {
             bail!("cannot write to standard output: it is closed")
         }
-        (Mode::Compress, _, End::Std) if std::io::stdout().is_terminal() && !c.force => {
+        if mode == Mode::Compress && std::io::stdout().is_terminal() && !c.force {
             bail!("refusing to write compressed data to a terminal (use -f to force)")
         }
-        (Mode::Decompress, End::Std, _) if std::io::stdin().is_terminal() && !c.force => {
-            bail!("refusing to read compressed data from a terminal (use -f to force)")
-        }
-        (_, End::File(i), End::File(o)) if same_file(i, o) => {
-            bail!("{}: input and output are the same file", i.display())
-        }
-        _ => {}
     }
-    let start = Instant::now();
-    let source = Source::open(input, in_place, rm)?;
-    let name = input.name();
+    for input in inputs {
+        match (input, output) {
+            (End::Std, _)
+                if mode == Mode::Decompress && std::io::stdin().is_terminal() && !c.force =>
+            {
+                bail!("refusing to read compressed data from a terminal (use -f to force)")
+            }
+            (End::File(i), End::File(o)) if same_file(i, o) => {
+                bail!("{}: input and output are the same file", i.display())
+            }
+            _ => {}
+        }
+    }
+    // `zstd -dcf` and `zcat -f`: to stdout with -f, data that is not fade
+    // passes through unchanged.
+    let pass_through = mode == Mode::Decompress && matches!(output, End::Std) && c.force;
+    let job = Job {
+        mode,
+        preset: preset.as_ref(),
+        limits,
+        pass_through,
+        out_name: match output {
+            End::Std => "(stdout)".into(),
+            End::File(o) => o.display().to_string(),
+        },
+        c,
+    };
+    let mut sources = inputs.iter().map(|i| Source::open(i, in_place, rm));
+    let Some(first) = sources.next() else {
+        return Ok(()); // -r on directories without a file to code
+    };
+    let first = first?;
     // A preset too large for the limit is refused before any work; the
     // library checks again once the preset is fitted to the input.
-    if let (Some(p), Some(m)) = (&preset, source.meta()) {
+    if let (Some(p), Some(m)) = (&preset, first.meta()) {
         limits.check(&p.fitted(m.len().try_into().unwrap_or(usize::MAX)))?;
     }
-    let pb = progress_bar(
-        if mode == Mode::Compress {
-            source.meta().map(|m| m.len())
-        } else {
-            None
-        },
-        c.quiet,
-    );
-    let mut progress = |n: u64| pb.inc(n);
     let dev = device(&c.device)?;
-    // Runs the codec into any writer; returns (bytes in, bytes out).
-    let run = |w: &mut dyn Write, progress: &mut dyn FnMut(u64)| -> Result<(u64, u64)> {
+    let mut first = Some(first);
+    let mut next_source = || first.take().map(Ok).or_else(|| sources.next()).transpose();
+    let mut summaries = Vec::new();
+    match output {
+        End::Std => {
+            let mut w = stdout_writer();
+            for input in inputs {
+                let source = next_source()?.expect("one source per input");
+                let line = job.run(&source, input, &mut w, &dev)?;
+                if let Some(line) = line {
+                    eprintln!("{line}");
+                }
+            }
+            finish_stdout(w)?;
+        }
+        End::File(o) => {
+            let single = inputs.len() == 1;
+            let like = |s: &Source| s.meta().filter(|_| single).cloned();
+            let mut like_first = None;
+            let mut out = None;
+            for input in inputs {
+                let source = next_source()?.expect("one source per input");
+                if out.is_none() {
+                    like_first = like(&source);
+                    out = Some(AtomicOutput::create(o, c.force, like_first.is_some())?);
+                }
+                let w = out.as_mut().expect("created").writer();
+                summaries.extend(job.run(&source, input, w, &dev)?);
+            }
+            if let Some(out) = out {
+                out.commit(like_first.as_ref())?;
+            }
+        }
+    }
+    // Printed once the output is complete.
+    for line in summaries {
+        eprintln!("{line}");
+    }
+    if rm {
+        for input in inputs {
+            if let End::File(p) = input {
+                std::fs::remove_file(p)
+                    .with_context(|| format!("cannot remove {}", p.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What every input of one [`code`] call shares.
+struct Job<'a> {
+    mode: Mode,
+    preset: Option<&'a Preset>,
+    limits: engine::Limits,
+    pass_through: bool,
+    out_name: String,
+    c: &'a Common,
+}
+
+impl Job<'_> {
+    /// Codes one opened input into `w`, with a progress bar; returns the -v
+    /// summary line, when asked for.
+    fn run(
+        &self,
+        source: &Source,
+        input: &End,
+        w: &mut dyn Write,
+        dev: &Device,
+    ) -> Result<Option<String>> {
+        let start = Instant::now();
+        let name = input.name();
+        let total = match self.mode {
+            Mode::Compress => source.meta().map(|m| m.len()),
+            Mode::Decompress => None,
+        };
+        let pb = progress_bar(total, self.c.quiet, &name);
+        let mut progress = |n: u64| pb.inc(n);
+        let (n_in, n_out) = self
+            .transfer(source, w, dev, &mut progress)
+            .with_context(|| name.clone())?;
+        pb.finish_and_clear();
+        Ok(self.c.verbose.then(|| {
+            summary(
+                self.mode,
+                &name,
+                &self.out_name,
+                n_in,
+                n_out,
+                start.elapsed().as_secs_f64(),
+            )
+        }))
+    }
+
+    /// The codec from `source` into `w`; returns (bytes in, bytes out).
+    fn transfer(
+        &self,
+        source: &Source,
+        w: &mut dyn Write,
+        dev: &Device,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(u64, u64)> {
         let mut w = Counter { inner: w, n: 0 };
-        let n_in = match mode {
+        let n_in = match self.mode {
             Mode::Compress => {
                 // Each segment is read into fade's own memory, then hashed
                 // and coded from there: what is hashed is what is coded.
@@ -396,12 +643,13 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, in_place: bool, c: &Com
                     inner: source.reader(),
                     n: 0,
                 };
+                let preset = self.preset.expect("compression has a preset");
                 engine::compress_reader_with(
                     &mut counted,
                     &mut w,
-                    preset.as_ref().unwrap(),
-                    &dev,
-                    &limits,
+                    preset,
+                    dev,
+                    &self.limits,
                     progress,
                 )?;
                 source.check_unchanged(counted.n)?;
@@ -412,47 +660,56 @@ fn code(mode: Mode, input: &End, output: &End, rm: bool, in_place: bool, c: &Com
                     inner: std::io::BufReader::with_capacity(1 << 20, source.reader()),
                     n: 0,
                 };
-                engine::decompress_with(&mut r, &mut w, &dev, &limits, progress)?;
+                let mut head = [0u8; fade::format::MAGIC.len()];
+                let got = if self.pass_through {
+                    read_up_to(&mut r, &mut head)?
+                } else {
+                    0
+                };
+                let mut all = (&head[..got]).chain(&mut r);
+                if self.pass_through && head[..got] != fade::format::MAGIC {
+                    let n = std::io::copy(&mut all, &mut w)?;
+                    progress(n);
+                } else {
+                    engine::decompress_with(&mut all, &mut w, dev, &self.limits, progress)?;
+                }
                 r.n
             }
         };
         w.flush()?;
         Ok((n_in, w.n))
-    };
-    let (n_in, n_out) = match output {
-        End::Std => {
-            let mut w = stdout_writer();
-            let r = run(&mut w, &mut progress).with_context(|| name.clone())?;
-            finish_stdout(w)?;
-            r
-        }
-        End::File(o) => {
-            let mut out = AtomicOutput::create(o, c.force, source.meta().is_some())?;
-            let r = run(out.writer(), &mut progress).with_context(|| name.clone())?;
-            out.commit(source.meta())?;
-            r
-        }
-    };
-    pb.finish_and_clear();
-    if c.verbose {
-        let secs = start.elapsed().as_secs_f64();
-        let (orig, packed) = if mode == Mode::Compress {
-            (n_in, n_out)
-        } else {
-            (n_out, n_in)
-        };
-        eprintln!(
-            "{name}: {orig} -> {packed} bytes, ratio {:.3}, {secs:.1} s, {:.1} KB/s",
-            orig as f64 / packed.max(1) as f64,
-            orig as f64 / 1000.0 / secs.max(1e-9)
-        );
     }
-    if rm {
-        if let End::File(p) = input {
-            std::fs::remove_file(p).with_context(|| format!("cannot remove {}", p.display()))?;
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+    Ok(got)
+}
+
+/// The -v line, in zstd's form, then time and speed:
+/// `FILE : 35.20% (1048576 => 369123 bytes, FILE.fade) 12.3 s, 85.2 KB/s`.
+/// The percentage is compressed over original size both ways; the arrow
+/// goes from what was read to what was written; the speed counts original
+/// bytes.
+fn summary(mode: Mode, input: &str, output: &str, n_in: u64, n_out: u64, secs: f64) -> String {
+    let (orig, packed) = match mode {
+        Mode::Compress => (n_in, n_out),
+        Mode::Decompress => (n_out, n_in),
+    };
+    format!(
+        "{input} : {:.2}% ({n_in} => {n_out} bytes, {output}) {secs:.1} s, {:.1} KB/s",
+        packed as f64 * 100.0 / orig.max(1) as f64,
+        orig as f64 / 1000.0 / secs.max(1e-9)
+    )
 }
 
 /// The limits of `--memory-limit`.
@@ -488,7 +745,7 @@ fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
 
 fn test(e: &End, c: &Common) -> Result<()> {
     let mut r = open_compressed(e)?;
-    let pb = progress_bar(None, c.quiet);
+    let pb = progress_bar(None, c.quiet, &e.name());
     let sum = engine::decompress_with(
         &mut r,
         &mut std::io::sink(),
@@ -509,7 +766,7 @@ fn test(e: &End, c: &Common) -> Result<()> {
     Ok(())
 }
 
-fn list(files: &[PathBuf]) -> Result<()> {
+fn list(files: &[End]) -> Result<()> {
     if stdio::was_closed(1) {
         bail!("cannot write to standard output: it is closed");
     }

@@ -112,3 +112,38 @@ pub fn roundtrip(dir: &Path, name: &str, data: &[u8], preset: &str) -> usize {
     );
     std::fs::metadata(&packed).unwrap().len() as usize
 }
+
+/// Runs fade with `args`, feeding `stdin` on its standard input.
+pub fn fade_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fade"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fade runs");
+    let mut sin = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let feeder = std::thread::spawn(move || {
+        let _ = sin.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}
+
+/// Lines of text, `n` bytes.
+pub fn lines(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n + 64);
+    let mut i = 0u32;
+    while out.len() < n {
+        out.extend_from_slice(
+            format!("line {i}: the model learns the file as it codes it\n").as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(n);
+    out
+}
