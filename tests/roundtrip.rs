@@ -74,7 +74,9 @@ fn random_64k_is_not_expanded_much() {
     let dir = tempfile::tempdir().unwrap();
     let data = random_bytes(65536, 2);
     let n = roundtrip(dir.path(), "random", &data, "default");
-    assert!(n <= 65536 + 128, "random data grew to {n}");
+    // Stored: the frame header (about 135 bytes with the side models'
+    // settings) and block framing.
+    assert!(n <= 65536 + 160, "random data grew to {n}");
 }
 
 #[test]
