@@ -29,6 +29,10 @@ pub enum Error {
     /// A preset file or name that cannot be used.
     #[error("invalid preset: {0}")]
     Preset(String),
+    /// The input did not yield the length announced when compression started
+    /// (a file that grew, shrank or was replaced while it was read).
+    #[error("file changed as we read it (its length is not the one it had at the start)")]
+    InputChanged,
     /// The frame was produced on a device whose arithmetic this one does not reproduce.
     #[error("device mismatch: {0}")]
     Device(String),

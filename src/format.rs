@@ -5,15 +5,18 @@
 //! frame   = header block* end
 //! header  = magic[4] = 89 'F' 'D' 'E'   (non-text first byte, like PNG)
 //!           version u8 = 2
-//!           flags u8                     bit 0: content checksum present; bits 1-7 reserved, zero
-//!           params_len u16
-//!           params[params_len]           preset (see Preset::write_to), device class u8,
-//!                                        arithmetic fingerprint u64
+//!           flags u8                     bit 0: content checksum present; bit 1: built-in
+//!                                        preset by level; bit 2: content size present
+//!           params_len varint
+//!           params[params_len]           preset (every value, Preset::write_to; or level u8,
+//!                                        lanes varint, stats_bits u8, match_bits u8,
+//!                                        xxh32 of every value), device class u8,
+//!                                        arithmetic fingerprint u64, [content size varint]
 //!           header_check u32             xxh32 of everything above
-//! block   = kind u8 = 1 (model-coded)  seg_len u32  lane_len varint * lanes  block_check u32
+//! block   = kind u8 = 1 (model-coded)  seg_len varint  lane_len varint * lanes  block_check u32
 //!                                      tail[seg_len % lanes]  lane streams, concatenated
-//!         | kind u8 = 2 (stored)        seg_len u32  block_check u32  bytes[seg_len]
-//! end     = kind u8 = 0  total_len u64  content_check u64 (xxh3-64, if flagged)  end_check u32
+//!         | kind u8 = 2 (stored)        seg_len varint  block_check u32  bytes[seg_len]
+//! end     = kind u8 = 0  total_len varint  content_check u64 (xxh3-64, if flagged)  end_check u32
 //! ```
 //! All integers are little-endian; `block_check` and `end_check` are xxh32 of
 //! the block's bytes before them, so a corrupt length is caught before it is used.
@@ -30,6 +33,14 @@ pub const MAGIC: [u8; 4] = [0x89, b'F', b'D', b'E'];
 /// The format version this build writes and reads.
 pub const VERSION: u8 = 2;
 const FLAG_CONTENT_CHECK: u8 = 1;
+/// `params` names a built-in preset by its level instead of listing every value.
+const FLAG_BUILTIN: u8 = 2;
+/// `params` ends with the content length.
+const FLAG_CONTENT_SIZE: u8 = 4;
+const KNOWN_FLAGS: u8 = FLAG_CONTENT_CHECK | FLAG_BUILTIN | FLAG_CONTENT_SIZE;
+/// Longest `params` a header may declare: a custom preset takes about 100
+/// bytes and a name at most 32, so anything longer is not a fade header.
+const MAX_PARAMS_LEN: u64 = 1024;
 
 /// Block kinds.
 pub const BLOCK_END: u8 = 0;
@@ -58,6 +69,10 @@ pub struct FrameHeader {
     pub device: DeviceClass,
     /// Hash of a canary computation on that device: equal fingerprints mean equal arithmetic.
     pub fingerprint: u64,
+    /// The content length, when the encoder knew it before it started (a file,
+    /// or a pipe shorter than one segment): progress bars get a total, and the
+    /// decoder checks the end block against it.
+    pub content_size: Option<u64>,
 }
 
 fn read_exact(r: &mut impl Read, buf: &mut [u8]) -> Result<()> {
@@ -102,20 +117,38 @@ pub fn read_byte_or_eof(r: &mut impl Read) -> Result<Option<u8>> {
 }
 
 impl FrameHeader {
-    /// Serialises the header.
+    /// Serialises the header. A built-in preset is written as its level, its
+    /// lanes and table sizes, and an xxh32 of all its values, so a tiny input
+    /// costs about 40 bytes; the decoder rebuilds the preset from its own copy
+    /// and refuses the frame if the values differ (built-in presets are frozen
+    /// once released). A custom preset lists every value.
     pub fn write(&self, w: &mut impl Write) -> Result<()> {
+        let mut flags = 0;
         let mut params = Vec::new();
-        self.preset.write_to(&mut params);
+        match self.preset.builtin_id() {
+            Some(id) => {
+                flags |= FLAG_BUILTIN;
+                params.push(id);
+                put_varint(&mut params, self.preset.lanes as u64);
+                params.push(self.preset.stats_bits as u8);
+                params.push(self.preset.match_bits as u8);
+                params.extend_from_slice(&xxh32(&self.preset.encoded(), 0).to_le_bytes());
+            }
+            None => self.preset.write_to(&mut params),
+        }
         params.push(self.device as u8);
         params.extend_from_slice(&self.fingerprint.to_le_bytes());
+        if let Some(n) = self.content_size {
+            flags |= FLAG_CONTENT_SIZE;
+            put_varint(&mut params, n);
+        }
+        if self.content_check {
+            flags |= FLAG_CONTENT_CHECK;
+        }
         let mut buf = MAGIC.to_vec();
         buf.push(VERSION);
-        buf.push(if self.content_check {
-            FLAG_CONTENT_CHECK
-        } else {
-            0
-        });
-        buf.extend_from_slice(&(params.len() as u16).to_le_bytes());
+        buf.push(flags);
+        put_varint(&mut buf, params.len() as u64);
         buf.extend_from_slice(&params);
         let check = xxh32(&buf, 0);
         buf.extend_from_slice(&check.to_le_bytes());
@@ -125,59 +158,95 @@ impl FrameHeader {
 
     /// Reads a header whose first magic byte has already been consumed as `first`.
     pub fn read_after(first: u8, r: &mut impl Read) -> Result<Self> {
-        let mut fixed = [0u8; 8];
-        fixed[0] = first;
+        let mut all = vec![first, 0, 0, 0];
         // A short input that is not a fade file is "not a fade file", not "truncated".
         let mut got = 1;
         while got < 4 {
-            match r.read(&mut fixed[got..4]) {
+            match r.read(&mut all[got..4]) {
                 Ok(0) => break,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }
         }
-        if fixed[..got] != MAGIC[..got] {
+        if all[..got] != MAGIC[..got] {
             return Err(Error::NotFade);
         }
         if got < 4 {
             return Err(Error::Truncated);
         }
-        read_exact(r, &mut fixed[4..])?;
-        if fixed[4] != VERSION {
-            return Err(Error::UnsupportedVersion(fixed[4]));
+        let mut vf = [0u8; 2];
+        read_exact(r, &mut vf)?;
+        all.extend_from_slice(&vf);
+        if vf[0] != VERSION {
+            return Err(Error::UnsupportedVersion(vf[0]));
         }
-        let flags = fixed[5];
-        let params_len = u16::from_le_bytes([fixed[6], fixed[7]]) as usize;
-        let mut params = vec![0u8; params_len];
+        let flags = vf[1];
+        let params_len = read_varint(r, &mut all)?;
+        if params_len > MAX_PARAMS_LEN {
+            return Err(Error::Corrupt("header length"));
+        }
+        let mut params = vec![0u8; params_len as usize];
         read_exact(r, &mut params)?;
-        let check = read_u32(r)?;
-        let mut all = fixed.to_vec();
         all.extend_from_slice(&params);
-        if xxh32(&all, 0) != check {
+        if xxh32(&all, 0) != read_u32(r)? {
             return Err(Error::Corrupt("header checksum"));
         }
-        if flags & !FLAG_CONTENT_CHECK != 0 {
+        if flags & !KNOWN_FLAGS != 0 {
             return Err(Error::Corrupt("reserved flag bits set"));
         }
         let mut p = &params[..];
-        let preset = Preset::read_from(&mut p)?;
-        if p.len() != 9 {
-            return Err(Error::Corrupt("header length"));
-        }
-        let device = match p[0] {
+        let preset = if flags & FLAG_BUILTIN != 0 {
+            let id = take(&mut p, 1)?[0];
+            let lanes = read_varint(&mut p, &mut Vec::new())?;
+            let bits = take(&mut p, 2)?;
+            let (stats_bits, match_bits) = (bits[0] as u32, bits[1] as u32);
+            let values = u32::from_le_bytes(take(&mut p, 4)?.try_into().unwrap());
+            let lanes =
+                u32::try_from(lanes).map_err(|_| Error::Corrupt("invalid model parameters"))?;
+            let preset = Preset::from_builtin(id, lanes, stats_bits, match_bits)?;
+            if xxh32(&preset.encoded(), 0) != values {
+                return Err(Error::Preset(format!(
+                    "the file's built-in preset '{}' differs from this fade's (it was written by another version)",
+                    preset.name
+                )));
+            }
+            preset
+        } else {
+            Preset::read_from(&mut p)?
+        };
+        let device = match take(&mut p, 1)?[0] {
             0 => DeviceClass::Cpu,
             1 => DeviceClass::Cuda,
             _ => return Err(Error::Corrupt("unknown device class")),
         };
-        let fingerprint = u64::from_le_bytes(p[1..9].try_into().unwrap());
+        let fingerprint = u64::from_le_bytes(take(&mut p, 8)?.try_into().unwrap());
+        let content_size = if flags & FLAG_CONTENT_SIZE != 0 {
+            Some(read_varint(&mut p, &mut Vec::new())?)
+        } else {
+            None
+        };
+        if !p.is_empty() {
+            return Err(Error::Corrupt("header length"));
+        }
         Ok(Self {
             preset,
             content_check: flags & FLAG_CONTENT_CHECK != 0,
             device,
             fingerprint,
+            content_size,
         })
     }
+}
+
+/// The first `n` bytes of `input`, which is advanced past them.
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
+    if input.len() < n {
+        return Err(Error::Corrupt("header length"));
+    }
+    let (a, b) = input.split_at(n);
+    *input = b;
+    Ok(a)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut v: u64) {
@@ -210,7 +279,7 @@ pub fn write_model_block(
     lanes: &[Vec<u8>],
 ) -> Result<()> {
     let mut head = vec![BLOCK_MODEL];
-    head.extend_from_slice(&seg_len.to_le_bytes());
+    put_varint(&mut head, seg_len as u64);
     for l in lanes {
         put_varint(&mut head, l.len() as u64);
     }
@@ -225,18 +294,26 @@ pub fn write_model_block(
 }
 
 /// Size a model-coded block takes, to decide against storing.
-pub fn model_block_size(tail: usize, lanes: &[Vec<u8>]) -> usize {
+pub fn model_block_size(seg_len: usize, tail: usize, lanes: &[Vec<u8>]) -> usize {
     let mut v = Vec::new();
+    put_varint(&mut v, seg_len as u64);
     for l in lanes {
         put_varint(&mut v, l.len() as u64);
     }
-    1 + 4 + v.len() + 4 + tail + lanes.iter().map(Vec::len).sum::<usize>()
+    1 + v.len() + 4 + tail + lanes.iter().map(Vec::len).sum::<usize>()
+}
+
+/// Size a stored block of `n` bytes takes.
+pub fn stored_block_size(n: usize) -> usize {
+    let mut v = Vec::new();
+    put_varint(&mut v, n as u64);
+    1 + v.len() + 4 + n
 }
 
 /// Writes a stored block.
 pub fn write_stored_block(w: &mut impl Write, data: &[u8]) -> Result<()> {
     let mut head = vec![BLOCK_STORED];
-    head.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    put_varint(&mut head, data.len() as u64);
     let check = xxh32(&head, 0);
     head.extend_from_slice(&check.to_le_bytes());
     w.write_all(&head)?;
@@ -247,7 +324,7 @@ pub fn write_stored_block(w: &mut impl Write, data: &[u8]) -> Result<()> {
 /// Writes the end block.
 pub fn write_end(w: &mut impl Write, total: u64, content: Option<u64>) -> Result<()> {
     let mut b = vec![BLOCK_END];
-    b.extend_from_slice(&total.to_le_bytes());
+    put_varint(&mut b, total);
     if let Some(c) = content {
         b.extend_from_slice(&c.to_le_bytes());
     }
@@ -280,16 +357,54 @@ pub enum Block {
     },
 }
 
-/// Reads the next block of a frame with header `h`.
-pub fn read_block(r: &mut impl Read, h: &FrameHeader) -> Result<Block> {
+/// A block's framing: what it holds and how long its body is, known without
+/// reading the body (to find frames without decoding them).
+#[derive(Debug)]
+pub enum BlockHead {
+    /// Model-coded segment: its length and each lane stream's.
+    Model {
+        /// Input bytes in the segment.
+        seg_len: usize,
+        /// Bytes of each lane's range-coder stream.
+        lane_lens: Vec<u64>,
+    },
+    /// Stored segment of `seg_len` bytes.
+    Stored {
+        /// Input bytes in the segment.
+        seg_len: usize,
+    },
+    /// End of frame.
+    End {
+        /// Content length the encoder saw.
+        total: u64,
+        /// Its xxh3-64, if the frame carries one.
+        content: Option<u64>,
+    },
+}
+
+impl BlockHead {
+    /// Bytes that follow the block's framing (0 for the end block).
+    pub fn body_len(&self, h: &FrameHeader) -> u64 {
+        match self {
+            BlockHead::Model { seg_len, lane_lens } => {
+                (seg_len % h.preset.lanes as usize) as u64 + lane_lens.iter().sum::<u64>()
+            }
+            BlockHead::Stored { seg_len } => *seg_len as u64,
+            BlockHead::End { .. } => 0,
+        }
+    }
+}
+
+/// Reads the framing of the next block of a frame with header `h`, checking
+/// it, and leaves `r` at the block's body.
+pub fn read_block_head(r: &mut impl Read, h: &FrameHeader) -> Result<BlockHead> {
     let mut kind = [0u8];
     read_exact(r, &mut kind)?;
     let mut head = vec![kind[0]];
     let p = &h.preset;
     match kind[0] {
         BLOCK_END => {
-            let total = read_u64(r)?;
-            head.extend_from_slice(&total.to_le_bytes());
+            let total = read_varint(r, &mut head)?;
             let content = if h.content_check {
                 let c = read_u64(r)?;
                 head.extend_from_slice(&c.to_le_bytes());
@@ -300,48 +415,59 @@ pub fn read_block(r: &mut impl Read, h: &FrameHeader) -> Result<Block> {
             if read_u32(r)? != xxh32(&head, 0) {
                 return Err(Error::Corrupt("end block checksum"));
             }
-            Ok(Block::End { total, content })
+            Ok(BlockHead::End { total, content })
         }
         BLOCK_MODEL | BLOCK_STORED => {
-            let seg_len = read_u32(r)?;
+            let seg_len = read_varint(r, &mut head)?;
             // Refused at once, before anything else of the block is read or
             // allocated: no block of this frame can be longer than a segment.
-            if seg_len == 0 || seg_len > p.segment {
+            if seg_len == 0 || seg_len > p.segment as u64 {
                 return Err(Error::Corrupt("segment length"));
-            }
-            head.extend_from_slice(&seg_len.to_le_bytes());
-            let mut lane_lens = Vec::new();
-            if kind[0] == BLOCK_MODEL {
-                for _ in 0..p.lanes {
-                    lane_lens.push(read_varint(r, &mut head)?);
-                }
-            }
-            if read_u32(r)? != xxh32(&head, 0) {
-                return Err(Error::Corrupt("block header checksum"));
             }
             let seg_len = seg_len as usize;
             if kind[0] == BLOCK_STORED {
-                return Ok(Block::Stored(read_vec(r, seg_len)?));
+                if read_u32(r)? != xxh32(&head, 0) {
+                    return Err(Error::Corrupt("block header checksum"));
+                }
+                return Ok(BlockHead::Stored { seg_len });
+            }
+            let mut lane_lens = Vec::new();
+            for _ in 0..p.lanes {
+                lane_lens.push(read_varint(r, &mut head)?);
+            }
+            if read_u32(r)? != xxh32(&head, 0) {
+                return Err(Error::Corrupt("block header checksum"));
             }
             let lane_len = seg_len / p.lanes as usize;
             // A lane costs at most 16 bits per byte plus flush bytes.
             if lane_lens.iter().any(|&l| l > 2 * lane_len as u64 + 8) {
                 return Err(Error::Corrupt("lane length"));
             }
-            let mut tail = vec![0; seg_len % p.lanes as usize];
+            Ok(BlockHead::Model { seg_len, lane_lens })
+        }
+        _ => Err(Error::Corrupt("unknown block kind")),
+    }
+}
+
+/// Reads the next block of a frame with header `h`, body included.
+pub fn read_block(r: &mut impl Read, h: &FrameHeader) -> Result<Block> {
+    Ok(match read_block_head(r, h)? {
+        BlockHead::End { total, content } => Block::End { total, content },
+        BlockHead::Stored { seg_len } => Block::Stored(read_vec(r, seg_len)?),
+        BlockHead::Model { seg_len, lane_lens } => {
+            let mut tail = vec![0; seg_len % h.preset.lanes as usize];
             read_exact(r, &mut tail)?;
             let mut lanes = Vec::with_capacity(lane_lens.len());
             for &l in &lane_lens {
                 lanes.push(read_vec(r, l as usize)?);
             }
-            Ok(Block::Model {
+            Block::Model {
                 seg_len,
                 tail,
                 lanes,
-            })
+            }
         }
-        _ => Err(Error::Corrupt("unknown block kind")),
-    }
+    })
 }
 
 #[cfg(test)]
@@ -354,6 +480,7 @@ mod tests {
             content_check: true,
             device: DeviceClass::Cpu,
             fingerprint: 0x1234_5678_9abc_def0,
+            content_size: Some(123_456),
         }
     }
 
@@ -388,6 +515,53 @@ mod tests {
         }
     }
 
+    /// A built-in preset, fitted or not, travels as its level (a short
+    /// header); a changed value makes it a custom preset with every value;
+    /// both read back equal.
+    #[test]
+    fn builtin_presets_take_short_headers() {
+        let len = |h: &FrameHeader| {
+            let mut v = Vec::new();
+            h.write(&mut v).unwrap();
+            let mut back = read_header(&v).unwrap();
+            back.preset.description = h.preset.description.clone();
+            assert_eq!(&back, h);
+            v.len()
+        };
+        let mut h = header();
+        h.content_size = None;
+        let full = len(&h);
+        assert!(full <= 30, "{full}");
+        h.preset = h.preset.fitted(100);
+        assert!(len(&h) <= 30);
+        h.preset.lr *= 2.0;
+        assert!(len(&h) > 100, "a changed preset must list its values");
+    }
+
+    /// A short header naming an unknown level, or whose values hash differs
+    /// from this build's preset, is refused with its own message.
+    #[test]
+    fn short_headers_that_do_not_match_this_build_are_refused() {
+        let mut params = vec![9u8, 16, 12, 12, 0, 0, 0, 0, 0];
+        params.extend_from_slice(&[0; 8]);
+        let frame = |params: &[u8]| {
+            let mut v = MAGIC.to_vec();
+            v.extend_from_slice(&[VERSION, FLAG_BUILTIN, params.len() as u8]);
+            v.extend_from_slice(params);
+            let c = xxh32(&v, 0);
+            v.extend_from_slice(&c.to_le_bytes());
+            v
+        };
+        let e = read_header(&frame(&params)).unwrap_err();
+        assert!(
+            matches!(e, Error::Corrupt("unknown built-in preset")),
+            "{e}"
+        );
+        params[0] = 3;
+        let e = read_header(&frame(&params)).unwrap_err().to_string();
+        assert!(e.contains("built-in preset 'default' differs"), "{e}");
+    }
+
     /// A block declaring more than the preset's segment is refused from its
     /// length alone: its body is not even present here.
     #[test]
@@ -395,7 +569,7 @@ mod tests {
         let h = header();
         for kind in [BLOCK_MODEL, BLOCK_STORED] {
             let mut b = vec![kind];
-            b.extend_from_slice(&(h.preset.segment + 1).to_le_bytes());
+            put_varint(&mut b, h.preset.segment as u64 + 1);
             assert!(matches!(
                 read_block(&mut &b[..], &h),
                 Err(Error::Corrupt("segment length"))
@@ -423,7 +597,7 @@ mod tests {
         let mut buf = Vec::new();
         let seg = h.preset.lanes * 3 + 7;
         write_model_block(&mut buf, seg, &[1, 2, 3, 4, 5, 6, 7], &lanes).unwrap();
-        assert_eq!(buf.len(), model_block_size(7, &lanes));
+        assert_eq!(buf.len(), model_block_size(seg as usize, 7, &lanes));
         write_stored_block(&mut buf, b"abc").unwrap();
         write_end(&mut buf, 99, Some(42)).unwrap();
         let mut r = &buf[..];

@@ -437,6 +437,50 @@ impl Preset {
         }
     }
 
+    /// The frame-header identifier of this preset if it is a built-in one,
+    /// possibly fitted or with other lanes: its ladder level (1 to 5).
+    /// Only `lanes`, `stats_bits` and `match_bits` may differ from the
+    /// built-in's values (they travel beside the identifier, see
+    /// [`Preset::from_builtin`]); anything else makes it a custom preset, whose
+    /// header stores every value.
+    pub fn builtin_id(&self) -> Option<u8> {
+        let (i, (_, text)) = BUILTIN
+            .iter()
+            .enumerate()
+            .find(|(_, (n, _))| *n == self.name)?;
+        let base = Self::parse(text).ok()?;
+        let rebuilt = base.adjusted(self.lanes, self.stats_bits, self.match_bits);
+        (rebuilt.encoded() == self.encoded()).then_some(i as u8 + 1)
+    }
+
+    /// The built-in preset `id` (see [`Preset::builtin_id`]) with the lanes and
+    /// table sizes a frame header gives, validated.
+    pub fn from_builtin(id: u8, lanes: u32, stats_bits: u32, match_bits: u32) -> Result<Self> {
+        let (_, text) = BUILTIN
+            .get((id as usize).wrapping_sub(1))
+            .ok_or(Error::Corrupt("unknown built-in preset"))?;
+        let p = Self::parse(text)?.adjusted(lanes, stats_bits, match_bits);
+        p.validate()
+            .map_err(|_| Error::Corrupt("invalid model parameters"))?;
+        Ok(p)
+    }
+
+    fn adjusted(self, lanes: u32, stats_bits: u32, match_bits: u32) -> Self {
+        Preset {
+            lanes,
+            stats_bits,
+            match_bits,
+            ..self
+        }
+    }
+
+    /// Every decoding parameter, as [`Preset::write_to`] lays them out.
+    pub fn encoded(&self) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.write_to(&mut v);
+        v
+    }
+
     /// Reads what [`Preset::write_to`] wrote, validating it; `input` is advanced.
     pub fn read_from(input: &mut &[u8]) -> Result<Self> {
         fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
@@ -531,6 +575,35 @@ mod tests {
             assert_eq!(p, q);
         }
     }
+
+    /// Frame headers name a built-in preset by its level and an xxh32 of its
+    /// values, so a released built-in preset must never change: a file
+    /// written with it would be refused by the new build. Tune by adding a
+    /// preset (or a format version), not by editing one. These are the
+    /// values of format version 2.
+    #[test]
+    fn builtin_presets_are_frozen() {
+        let got: Vec<(String, u32)> = Preset::builtin_names()
+            .into_iter()
+            .map(|n| {
+                let p = Preset::load(n).unwrap();
+                (n.to_string(), xxhash_rust::xxh32::xxh32(&p.encoded(), 0))
+            })
+            .collect();
+        let want = FROZEN
+            .iter()
+            .map(|&(n, h)| (n.to_string(), h))
+            .collect::<Vec<_>>();
+        assert_eq!(got, want);
+    }
+
+    const FROZEN: &[(&str, u32)] = &[
+        ("fast", 0x68d4b2fa),
+        ("medium", 0xb9fb8fb1),
+        ("default", 0x919c0b89),
+        ("strong", 0xcbe8e21d),
+        ("paper", 0xeb0d8ca1),
+    ];
 
     #[test]
     fn levels_climb_the_ladder_from_fast_to_paper() {

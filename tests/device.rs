@@ -5,14 +5,14 @@
 mod common;
 use common::*;
 
-/// Rewrites a header field and fixes the header checksum, as a file from another device would look.
-fn patch_header(packed: &[u8], f: impl Fn(&mut [u8], usize)) -> Vec<u8> {
-    let mut v = packed.to_vec();
-    let params_len = u16::from_le_bytes([v[6], v[7]]) as usize;
-    let end = 8 + params_len;
-    f(&mut v, end);
-    let check = xxhash_rust::xxh32::xxh32(&v[..end], 0);
-    v[end..end + 4].copy_from_slice(&check.to_le_bytes());
+/// Rewrites the header, as a file from another device would look.
+fn patch_header(packed: &[u8], f: impl Fn(&mut fade::format::FrameHeader)) -> Vec<u8> {
+    let mut rest = &packed[1..];
+    let mut h = fade::format::FrameHeader::read_after(packed[0], &mut rest).unwrap();
+    f(&mut h);
+    let mut v = Vec::new();
+    h.write(&mut v).unwrap();
+    v.extend_from_slice(rest);
     v
 }
 
@@ -29,7 +29,7 @@ fn other_arithmetic_is_refused_before_decoding() {
         input.to_str().unwrap(),
     ]));
     // A different fingerprint: same device class, different arithmetic.
-    let other = patch_header(&packed, |v, end| v[end - 1] ^= 0x55);
+    let other = patch_header(&packed, |h| h.fingerprint ^= 0x55);
     let f = dir.path().join("x.fade");
     std::fs::write(&f, &other).unwrap();
     let out = dir.path().join("x");
@@ -37,7 +37,7 @@ fn other_arithmetic_is_refused_before_decoding() {
     fails_with(&res, "device mismatch");
     assert!(!out.exists());
     // A file made on CUDA names the device to use.
-    let cuda = patch_header(&packed, |v, end| v[end - 9] = 1);
+    let cuda = patch_header(&packed, |h| h.device = fade::format::DeviceClass::Cuda);
     std::fs::write(&f, &cuda).unwrap();
     let res = fade(&["decompress", f.to_str().unwrap(), out.to_str().unwrap()]);
     fails_with(&res, "the cuda that wrote the file");

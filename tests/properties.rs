@@ -68,6 +68,17 @@ fn reader_and_slice_paths_write_identical_frames() {
     let p = tiny();
     let data: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 13) as u8).collect();
     let a = engine::compress_slice(&data, Vec::new(), &p, &Device::Cpu, &mut |_| {}).unwrap();
-    let b = engine::compress_reader(&data[..], Vec::new(), &p, &Device::Cpu, &mut |_| {}).unwrap();
+    let size = Some(data.len() as u64);
+    let limits = engine::Limits::default();
+    let b = engine::compress_reader_with(
+        &data[..],
+        Vec::new(),
+        &p,
+        &Device::Cpu,
+        &limits,
+        size,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_eq!(a, b);
 }

@@ -138,6 +138,7 @@ fn header_with(preset: &fade::Preset, fingerprint: u64) -> Vec<u8> {
         content_check: true,
         device: fade::format::DeviceClass::Cpu,
         fingerprint,
+        content_size: None,
     }
     .write(&mut v)
     .unwrap();

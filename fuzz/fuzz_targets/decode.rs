@@ -53,6 +53,7 @@ fn header() -> &'static [u8] {
             content_check: true,
             device: DeviceClass::Cpu,
             fingerprint,
+            content_size: None,
         }
         .write(&mut v)
         .unwrap();
@@ -125,6 +126,7 @@ fn hostile(mut rest: &[u8]) -> Vec<u8> {
         content_check: true,
         device: DeviceClass::Cpu,
         fingerprint,
+        content_size: None,
     }
     .write(&mut v)
     .unwrap();

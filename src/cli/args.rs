@@ -32,9 +32,17 @@ pub struct Cli {
 /// Flags shared by every form.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// Threads for the model's matrix products (default 1; results do not depend on it).
+    /// Compress in independent blocks (--block-size) on N threads, 0 = every
+    /// core; each thread holds its own model (memory x N) and each block
+    /// restarts the model (a little larger output). The output depends on the
+    /// block size, not on N. Decompress up to N frames at once (default: every
+    /// core, as far as --memory-limit allows). Without -T one model codes the
+    /// whole input: the best ratio, one core.
     #[arg(short = 'T', long, global = true, value_name = "N")]
     pub threads: Option<usize>,
+    /// Block size of -T (default 16MiB); implies blocks even with -T1.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    pub block_size: Option<u64>,
     /// No progress bar, no warnings.
     #[arg(short, long, global = true)]
     pub quiet: bool,

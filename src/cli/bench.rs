@@ -166,6 +166,7 @@ fn available(tool: &str) -> bool {
 fn codecs(
     presets: &[String],
     threads: Option<usize>,
+    block_size: Option<u64>,
     device: &str,
     lanes: Option<u32>,
     memory_limit: Option<u64>,
@@ -178,6 +179,9 @@ fn codecs(
         let mut c = vec![exe.clone(), "-q".into(), "--device".into(), device.into()];
         if let Some(t) = threads {
             c.extend(["-T".into(), t.to_string()]);
+        }
+        if let Some(b) = block_size {
+            c.extend(["--block-size".into(), b.to_string()]);
         }
         if let Some(m) = memory_limit {
             c.extend(["--memory-limit".into(), m.to_string()]);
@@ -273,6 +277,7 @@ pub fn run(
     let codecs = codecs(
         presets,
         c.threads,
+        c.block_size,
         &c.device,
         c.lanes,
         c.memory_limit,

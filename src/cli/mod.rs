@@ -10,7 +10,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, Common, Transfer};
 use candle_core::Device;
 use clap::Parser;
-use fade::{engine, Preset};
+use fade::engine::{self, blocks};
+use fade::Preset;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
 use std::fs::{File, Metadata};
@@ -88,11 +89,6 @@ pub fn run() -> Result<()> {
         // Usage errors are one line with a hint, exit 1, like every other error.
         Err(e) => return Err(anyhow!(args::usage_error(&e))),
     };
-    // candle's CPU kernels size their thread pool from this variable, read
-    // lazily: setting it before any model work is enough. Output does not depend
-    // on it (tested). Without -T it is 1: the coder already has its own thread,
-    // and at fade's matrix sizes splitting a product over two cores costs more
-    // than it saves (a 256 KiB sample took 16.9 s with two threads, 14.0 s with one).
     // candle attaches a backtrace to each error when RUST_BACKTRACE is set and
     // prints it inside the message, which broke fade's one-line errors (seen
     // with `--device cuda` and no usable GPU). This turns off backtraces for
@@ -100,12 +96,11 @@ pub fn run() -> Result<()> {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    match cli.common.threads {
-        Some(n) => std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string()),
-        None if std::env::var_os("RAYON_NUM_THREADS").is_none() => {
-            std::env::set_var("RAYON_NUM_THREADS", "1")
-        }
-        None => {}
+    // fade's kernels never split a product over threads (the arithmetic is
+    // part of the format); what candle still runs on its pool is data
+    // movement, cheaper on one thread. -T parallelises whole blocks instead.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        std::env::set_var("RAYON_NUM_THREADS", "1")
     }
     output::install_signal_cleanup();
     let c = &cli.common;
@@ -433,6 +428,22 @@ impl Source {
         }
     }
 
+    /// The frames of a regular fade file, from their framing (no model
+    /// work): for the progress bar's total and parallel decoding. `None` for
+    /// streams and for files that are not whole fade files (decoding then
+    /// says why).
+    fn frames(&self) -> Result<Option<Vec<engine::FrameSpan>>> {
+        let Source::Regular(f, _) = self else {
+            return Ok(None);
+        };
+        let mut r = std::io::BufReader::new(f);
+        let total = engine::frames(&mut r).ok();
+        let mut f: &File = f;
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))
+            .context("cannot rewind the input")?;
+        Ok(total)
+    }
+
     fn reader(&self) -> Box<dyn Read + Send + '_> {
         match self {
             Source::Regular(f, _) | Source::Stream(f) => Box::new(f),
@@ -516,6 +527,14 @@ fn code(
         preset: preset.as_ref(),
         limits,
         pass_through,
+        blocks: (c.threads.is_some() || c.block_size.is_some()).then(|| {
+            blocks::Parallel::new(
+                c.threads.unwrap_or(1),
+                c.block_size
+                    .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+            )
+        }),
+        frame_threads: blocks::resolve_threads(c.threads.unwrap_or(0)),
         out_name: match output {
             End::Std => "(stdout)".into(),
             End::File(o) => o.display().to_string(),
@@ -588,6 +607,10 @@ struct Job<'a> {
     preset: Option<&'a Preset>,
     limits: engine::Limits,
     pass_through: bool,
+    /// Compression in independent blocks (-T, --block-size).
+    blocks: Option<blocks::Parallel>,
+    /// Frames a multi-frame file may decode at once.
+    frame_threads: usize,
     out_name: String,
     c: &'a Common,
 }
@@ -604,14 +627,18 @@ impl Job<'_> {
     ) -> Result<Option<String>> {
         let start = Instant::now();
         let name = input.name();
-        let total = match self.mode {
-            Mode::Compress => source.meta().map(|m| m.len()),
-            Mode::Decompress => None,
+        let spans = match self.mode {
+            Mode::Compress => None,
+            Mode::Decompress => source.frames()?,
+        };
+        let total = match &spans {
+            None => source.meta().map(|m| m.len()),
+            Some(v) => v.iter().try_fold(0u64, |a, s| a.checked_add(s.content)),
         };
         let pb = progress_bar(total, self.c.quiet, &name);
         let mut progress = |n: u64| pb.inc(n);
         let (n_in, n_out) = self
-            .transfer(source, w, dev, &mut progress)
+            .transfer(source, spans.as_deref(), w, dev, &mut progress)
             .with_context(|| name.clone())?;
         pb.finish_and_clear();
         Ok(self.c.verbose.then(|| {
@@ -630,6 +657,7 @@ impl Job<'_> {
     fn transfer(
         &self,
         source: &Source,
+        spans: Option<&[engine::FrameSpan]>,
         w: &mut dyn Write,
         dev: &Device,
         progress: &mut dyn FnMut(u64),
@@ -644,16 +672,53 @@ impl Job<'_> {
                     n: 0,
                 };
                 let preset = self.preset.expect("compression has a preset");
-                engine::compress_reader_with(
-                    &mut counted,
-                    &mut w,
-                    preset,
-                    dev,
-                    &self.limits,
-                    progress,
-                )?;
+                let size = source.meta().map(|m| m.len());
+                match self.blocks {
+                    Some(par) => blocks::compress_blocks(
+                        &mut counted,
+                        &mut w,
+                        preset,
+                        dev,
+                        &self.limits,
+                        size,
+                        par,
+                        progress,
+                    )?,
+                    None => engine::compress_reader_with(
+                        &mut counted,
+                        &mut w,
+                        preset,
+                        dev,
+                        &self.limits,
+                        size,
+                        progress,
+                    )?,
+                };
                 source.check_unchanged(counted.n)?;
                 counted.n
+            }
+            Mode::Decompress
+                if spans.is_some_and(|v| {
+                    v.len() > 1 && blocks::frame_workers(v, &self.limits, self.frame_threads) > 1
+                }) =>
+            {
+                let (Source::Regular(f, _), Some(spans)) = (source, spans) else {
+                    unreachable!("frames are only found in regular files");
+                };
+                let fetch = |at: u64, len: usize| {
+                    let mut v = vec![0u8; len];
+                    std::os::unix::fs::FileExt::read_exact_at(f, &mut v, at).map(|_| v)
+                };
+                blocks::decompress_frames(
+                    spans,
+                    &fetch,
+                    &mut w,
+                    dev,
+                    &self.limits,
+                    self.frame_threads,
+                    progress,
+                )?;
+                spans.last().map_or(0, |s| s.offset + s.len)
             }
             Mode::Decompress => {
                 let mut r = ReadCounter {
@@ -777,22 +842,41 @@ fn list(files: &[End]) -> Result<()> {
         "preset", "compressed", "original", "ratio", "frames", "check"
     )?;
     each(files, |e| {
-        let mut r = ReadCounter {
-            inner: open_compressed(e)?,
-            n: 0,
-        };
-        let (h, frames, content) = engine::scan(&mut r).with_context(|| e.name())?;
+        let (h, frames, content, packed) = frame_summary(e).with_context(|| e.name())?;
         writeln!(
             out,
             "{:<10} {:>14} {:>14} {:>7.3} {:>7}  {:<9} {}",
             h.preset.name,
-            r.n,
+            packed,
             content,
-            content as f64 / r.n.max(1) as f64,
+            content as f64 / packed.max(1) as f64,
             frames,
             if h.content_check { "xxh3-64" } else { "none" },
             e.name()
         )?;
         Ok(())
     })
+}
+
+/// (first header, frames, content bytes, compressed bytes) of one input: a
+/// regular file by seeking over block bodies, a stream by reading them.
+fn frame_summary(e: &End) -> Result<(fade::format::FrameHeader, usize, u64, u64)> {
+    if let End::File(p) = e {
+        if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+            let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+            let spans = engine::frames(&mut std::io::BufReader::new(f))?;
+            let content = spans
+                .iter()
+                .try_fold(0u64, |a, s| a.checked_add(s.content))
+                .context("content lengths add up beyond 2^64 bytes")?;
+            let packed = spans.last().map_or(0, |s| s.offset + s.len);
+            return Ok((spans[0].header.clone(), spans.len(), content, packed));
+        }
+    }
+    let mut r = ReadCounter {
+        inner: open_compressed(e)?,
+        n: 0,
+    };
+    let (h, frames, content) = engine::scan(&mut r)?;
+    Ok((h, frames, content, r.n))
 }

@@ -12,25 +12,23 @@
 //! coded form would not be smaller is stored raw, and both sides still train the
 //! model on it, so they stay in step.
 
+pub mod blocks;
 pub mod lanes;
 
 use crate::error::{Error, Result};
-use crate::format::{self, Block, DeviceClass, FrameHeader};
+use crate::format::{self, Block, BlockHead, DeviceClass, FrameHeader};
 use crate::predictor::Predictor;
 use crate::preset::Preset;
 use candle_core::Device;
 use crossbeam_channel::bounded;
 use lanes::Layout;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use xxhash_rust::xxh3::Xxh3;
 
 /// The fingerprint of `p`'s arithmetic on `device` (see [`Predictor::fingerprint`]).
 pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
     Predictor::fingerprint(p, device)
 }
-
-/// Header overhead of a stored block: kind, length, check.
-const STORED_OVERHEAD: usize = 9;
 
 /// The memory limit without `--memory-limit`: 4 GiB. Every built-in preset,
 /// with the lanes fade gives it by default, needs well under this (the largest,
@@ -56,7 +54,12 @@ impl Default for Limits {
 impl Limits {
     /// Refuses `p` if coding with it would need more memory than allowed.
     pub fn check(&self, p: &Preset) -> Result<()> {
-        let needed = p.memory_needed();
+        self.check_many(p, 1)
+    }
+
+    /// Refuses `n` models of `p` at once (parallel blocks) above the limit.
+    pub fn check_many(&self, p: &Preset, n: usize) -> Result<()> {
+        let needed = p.memory_needed().saturating_mul(n as u64);
         if needed > self.memory {
             return Err(Error::MemoryLimit {
                 needed,
@@ -89,11 +92,20 @@ pub struct Compressor<W: Write> {
     preset: Preset,
     hasher: Xxh3,
     total: u64,
+    /// The length promised in the header, if any.
+    promised: Option<u64>,
 }
 
 impl<W: Write> Compressor<W> {
-    /// Builds the predictor and writes the frame header.
-    pub fn new(preset: &Preset, device: &Device, mut out: W) -> Result<Self> {
+    /// Builds the predictor and writes the frame header. `content_size`, when
+    /// given, goes into the header, and [`Compressor::finish`] fails with
+    /// [`Error::InputChanged`] if the segments do not add up to it.
+    pub fn new(
+        preset: &Preset,
+        device: &Device,
+        mut out: W,
+        content_size: Option<u64>,
+    ) -> Result<Self> {
         // The canary first: it is dropped before the real model is built,
         // so the two never take memory at the same time.
         let header = FrameHeader {
@@ -101,6 +113,7 @@ impl<W: Write> Compressor<W> {
             content_check: true,
             device: device_class(device),
             fingerprint: fingerprint(preset, device)?,
+            content_size,
         };
         let predictor = Predictor::new(preset, device)?;
         header.write(&mut out)?;
@@ -110,6 +123,7 @@ impl<W: Write> Compressor<W> {
             preset: preset.clone(),
             hasher: Xxh3::new(),
             total: 0,
+            promised: content_size,
         })
     }
 
@@ -136,7 +150,9 @@ impl<W: Write> Compressor<W> {
         let (body, tail) = data.split_at(lay.body());
         let streams = lanes::encode(&mut self.predictor, lay, body, progress)?;
         progress(tail.len() as u64);
-        if format::model_block_size(tail.len(), &streams) >= data.len() + STORED_OVERHEAD {
+        if format::model_block_size(data.len(), tail.len(), &streams)
+            >= format::stored_block_size(data.len())
+        {
             format::write_stored_block(&mut self.out, data)
         } else {
             format::write_model_block(&mut self.out, data.len() as u32, tail, &streams)
@@ -145,6 +161,9 @@ impl<W: Write> Compressor<W> {
 
     /// Writes the end block (length and content checksum) and returns the writer.
     pub fn finish(mut self) -> Result<W> {
+        if self.promised.is_some_and(|n| n != self.total) {
+            return Err(Error::InputChanged);
+        }
         format::write_end(&mut self.out, self.total, Some(self.hasher.digest()))?;
         self.out.flush()?;
         Ok(self.out)
@@ -160,7 +179,15 @@ pub fn compress_reader<R: Read + Send, W: Write>(
     device: &Device,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
-    compress_reader_with(input, out, preset, device, &Limits::default(), progress)
+    compress_reader_with(
+        input,
+        out,
+        preset,
+        device,
+        &Limits::default(),
+        None,
+        progress,
+    )
 }
 
 /// Compresses everything `input` yields into one frame. A reader thread fills
@@ -170,12 +197,18 @@ pub fn compress_reader<R: Read + Send, W: Write>(
 /// hashed are exactly the bytes coded, whatever happens to the input meanwhile.
 /// Refuses, before the model is built, a preset (as fitted to the input) that
 /// would need more memory than `limits` allow.
+///
+/// `size` is the input's length if the caller knows it (a regular file): it
+/// goes into the header, so decoders can show a total, and an input that does
+/// not yield exactly that many bytes fails with [`Error::InputChanged`]. An
+/// input shorter than one segment records its length anyway.
 pub fn compress_reader_with<R: Read + Send, W: Write>(
     mut input: R,
     out: W,
     preset: &Preset,
     device: &Device,
     limits: &Limits,
+    size: Option<u64>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
     let seg = preset.segment as usize;
@@ -209,13 +242,17 @@ pub fn compress_reader_with<R: Read + Send, W: Write>(
         let first = rx
             .recv()
             .map_err(|_| Error::Internal("reader thread stopped"))??;
-        let preset = if first.len() < seg {
-            preset.fitted(first.len())
+        let (preset, size) = if first.len() < seg {
+            let n = first.len() as u64;
+            if size.is_some_and(|s| s != n) {
+                return Err(Error::InputChanged);
+            }
+            (preset.fitted(first.len()), Some(n))
         } else {
-            preset.clone()
+            (preset.clone(), size)
         };
         limits.check(&preset)?;
-        let mut c = Compressor::new(&preset, device, out)?;
+        let mut c = Compressor::new(&preset, device, out, size)?;
         c.segment(&first, progress)?;
         for msg in rx.iter() {
             c.segment(&msg?, progress)?;
@@ -237,7 +274,7 @@ pub fn compress_slice<W: Write>(
     } else {
         preset.clone()
     };
-    let mut c = Compressor::new(&preset, device, out)?;
+    let mut c = Compressor::new(&preset, device, out, Some(data.len() as u64))?;
     for chunk in data.chunks(preset.segment as usize) {
         c.segment(chunk, progress)?;
     }
@@ -353,7 +390,7 @@ fn decode_frame<R: Read, W: Write>(
                 buf
             }
             Block::End { total: t, content } => {
-                if t != total {
+                if t != total || h.content_size.is_some_and(|n| n != total) {
                     return Err(Error::Corrupt(
                         "content length differs from the frame's record",
                     ));
@@ -373,34 +410,112 @@ fn decode_frame<R: Read, W: Write>(
 /// Content lengths that add up beyond 2^64 bytes: no real input is that long.
 const TOTAL_OVERFLOW: Error = Error::Corrupt("content lengths add up beyond 2^64 bytes");
 
-/// Reads only the headers and block framing of every frame (no model work):
-/// for `fade list`. Returns (header of the first frame, frames, content bytes).
-/// A frame whose blocks do not add up to its recorded length is corrupt.
+/// Where one frame lies in a file, found from its framing alone.
+#[derive(Debug, Clone)]
+pub struct FrameSpan {
+    /// Offset of the frame's first byte.
+    pub offset: u64,
+    /// Bytes of the frame, header to end block.
+    pub len: u64,
+    /// Its header.
+    pub header: FrameHeader,
+    /// Bytes of content it decodes to (its end block's record).
+    pub content: u64,
+}
+
+/// Finds every frame of a seekable input from headers and block framing,
+/// seeking over block bodies (no model work, no body read): for `fade -l`,
+/// progress totals and decoding frames in parallel. Checks what framing can
+/// check: header and block checksums, block lengths against the end block's
+/// record and the header's content size, and that the input does not end
+/// inside a frame.
+pub fn frames<R: Read + Seek>(input: &mut R) -> Result<Vec<FrameSpan>> {
+    let end = input.seek(SeekFrom::End(0))?;
+    input.seek(SeekFrom::Start(0))?;
+    walk(input, |r, n| {
+        let at = r.stream_position()?;
+        if end - at < n {
+            return Err(Error::Truncated);
+        }
+        r.seek(SeekFrom::Current(n as i64))?;
+        Ok(at + n)
+    })
+}
+
+/// Reads only the headers and block framing of every frame (no model work),
+/// reading over block bodies: [`frames`] for an input that cannot seek.
+/// Returns (header of the first frame, frames, content bytes).
 pub fn scan<R: Read>(input: &mut R) -> Result<(FrameHeader, usize, u64)> {
-    let mut frames = 0;
-    let mut content = 0u64;
-    let mut first_header = None;
-    while let Some(h) = next_header(input, frames)? {
+    let mut pos = 0u64;
+    let mut counted = Counting {
+        inner: input,
+        n: &mut pos,
+    };
+    let spans = walk(&mut counted, |r, n| {
+        if std::io::copy(&mut r.take(n), &mut std::io::sink())? < n {
+            return Err(Error::Truncated);
+        }
+        Ok(*r.n)
+    })?;
+    let content = spans
+        .iter()
+        .try_fold(0u64, |a, f| a.checked_add(f.content))
+        .ok_or(TOTAL_OVERFLOW)?;
+    Ok((spans[0].header.clone(), spans.len(), content))
+}
+
+/// A reader that counts the bytes read through it.
+struct Counting<'a, R> {
+    inner: R,
+    n: &'a mut u64,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        *self.n += k as u64;
+        Ok(k)
+    }
+}
+
+/// The frame walk of [`frames`] and [`scan`]; `skip(r, n)` passes over `n`
+/// body bytes and returns the position after them. Positions come from
+/// `skip`, so the walk needs no `Seek` itself.
+fn walk<R: Read>(
+    input: &mut R,
+    mut skip: impl FnMut(&mut R, u64) -> Result<u64>,
+) -> Result<Vec<FrameSpan>> {
+    let mut spans: Vec<FrameSpan> = Vec::new();
+    let mut offset = 0u64;
+    while let Some(header) = next_header(input, spans.len())? {
         let mut blocks = 0u64;
-        loop {
-            match format::read_block(input, &h)? {
-                Block::End { total, .. } => {
-                    if total != blocks {
+        let pos = loop {
+            let head = format::read_block_head(input, &header)?;
+            let body = head.body_len(&header);
+            let pos = skip(input, body)?;
+            match head {
+                BlockHead::End { total, .. } => {
+                    if total != blocks || header.content_size.is_some_and(|n| n != total) {
                         return Err(Error::Corrupt(
                             "content length differs from the frame's record",
                         ));
                     }
-                    content = content.checked_add(total).ok_or(TOTAL_OVERFLOW)?;
-                    break;
+                    break pos;
                 }
-                Block::Stored(d) => blocks += d.len() as u64,
-                Block::Model { seg_len, .. } => blocks += seg_len as u64,
+                BlockHead::Stored { seg_len } | BlockHead::Model { seg_len, .. } => {
+                    blocks += seg_len as u64
+                }
             }
-        }
-        frames += 1;
-        first_header.get_or_insert(h);
+        };
+        spans.push(FrameSpan {
+            offset,
+            len: pos - offset,
+            header,
+            content: blocks,
+        });
+        offset = pos;
     }
-    Ok((first_header.expect("at least one frame"), frames, content))
+    Ok(spans)
 }
 
 #[cfg(test)]

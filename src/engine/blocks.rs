@@ -1,0 +1,283 @@
+//! Independent blocks on several threads (`fade -T N`).
+//!
+//! The input is cut into blocks of a fixed size; each block is coded as its
+//! own frame with its own model, on one of `threads` workers, and the frames
+//! are written in input order. Frames concatenate, so any fade decoder reads
+//! the result; the output depends on the block size only, never on the number
+//! of threads. Each block restarts the model, which costs ratio (see README,
+//! "Many cores"), so without `-T` fade keeps one model for the whole input.
+//!
+//! Decoding finds the frames of a file from their framing
+//! ([`super::frames`]) and decodes several at once the same way.
+//!
+//! Memory is bounded: at most `2 * threads + 1` blocks (input or output) are
+//! held at once, and [`Limits`] counts one model per thread.
+
+use super::{compress_slice, decompress_with, FrameSpan, Limits, Summary};
+use crate::error::{Error, Result};
+use crate::preset::Preset;
+use candle_core::Device;
+use crossbeam_channel::{bounded, select, unbounded, Receiver};
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Default block size of `-T`: 16 MiB, four segments of the built-in
+/// presets. Measured on dickens with level 1 (README): smaller blocks cost
+/// ratio (each restarts the model), larger ones leave cores idle on
+/// medium-sized inputs.
+pub const DEFAULT_BLOCK_SIZE: usize = 16 << 20;
+
+/// Frames larger than this are decoded one at a time, streaming: decoding in
+/// parallel holds a whole frame's content in memory.
+const MAX_PARALLEL_FRAME: u64 = 256 << 20;
+
+/// How many threads and how large the blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Parallel {
+    /// Worker threads, each with its own model (at least 1).
+    pub threads: usize,
+    /// Bytes of input per frame.
+    pub block_size: usize,
+}
+
+impl Parallel {
+    /// `threads` workers (0: one per core) and blocks of `block_size` bytes
+    /// ([`DEFAULT_BLOCK_SIZE`] if `None`).
+    pub fn new(threads: usize, block_size: Option<usize>) -> Self {
+        Self {
+            threads: resolve_threads(threads),
+            block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE).max(1),
+        }
+    }
+}
+
+/// The thread policy: 0 means every core the process may use.
+pub fn resolve_threads(n: usize) -> usize {
+    if n > 0 {
+        return n;
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Compresses `input` in blocks of `par.block_size`, each its own frame, on
+/// `par.threads` workers, writing the frames in order. `size`, if known,
+/// must be what the input yields ([`Error::InputChanged`] otherwise). The
+/// memory check counts one model per worker.
+#[allow(clippy::too_many_arguments)]
+pub fn compress_blocks<R: Read + Send, W: Write>(
+    mut input: R,
+    mut out: W,
+    preset: &Preset,
+    device: &Device,
+    limits: &Limits,
+    size: Option<u64>,
+    par: Parallel,
+    progress: &mut dyn FnMut(u64),
+) -> Result<W> {
+    let block = par.block_size;
+    // The model of a full block; a shorter last block only needs less.
+    let per_model = if block < preset.segment as usize {
+        preset.fitted(block)
+    } else {
+        preset.clone()
+    };
+    let workers = match size {
+        Some(n) => par.threads.min((n as usize).div_ceil(block).max(1)),
+        None => par.threads,
+    };
+    limits.check_many(&per_model, workers)?;
+    let stop = AtomicBool::new(false);
+    type Job = (Vec<u8>, crossbeam_channel::Sender<Result<Vec<u8>>>);
+    let (job_tx, job_rx) = bounded::<Job>(workers);
+    let (order_tx, order_rx) = bounded::<Receiver<Result<Vec<u8>>>>(workers);
+    let (prog_tx, prog_rx) = unbounded::<u64>();
+    let (read_tx, read_rx) = bounded::<Result<u64>>(1);
+    std::thread::scope(|s| {
+        let stop = &stop;
+        let mut handles = Vec::new();
+        handles.push(s.spawn(move || {
+            let mut total = 0u64;
+            let res = loop {
+                let mut buf = Vec::with_capacity(block.min(1 << 20));
+                match (&mut input).take(block as u64).read_to_end(&mut buf) {
+                    Ok(_) => {}
+                    Err(e) => break Err(e.into()),
+                }
+                let n = buf.len();
+                total += n as u64;
+                // An empty input is one empty frame; otherwise an empty read
+                // is the end.
+                if n > 0 || total == 0 {
+                    let (tx, rx) = bounded(1);
+                    if order_tx.send(rx).is_err() || job_tx.send((buf, tx)).is_err() {
+                        break Ok(total);
+                    }
+                }
+                if n < block {
+                    break Ok(total);
+                }
+            };
+            let _ = read_tx.send(res);
+        }));
+        for _ in 0..workers {
+            let job_rx = job_rx.clone();
+            let prog_tx = prog_tx.clone();
+            handles.push(s.spawn(move || {
+                for (data, tx) in job_rx.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let mut report = |n| {
+                        let _ = prog_tx.send(n);
+                    };
+                    let r = compress_slice(&data, Vec::new(), preset, device, &mut report);
+                    drop(data);
+                    if tx.send(r).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(prog_tx);
+        let res = write_in_order(&order_rx, &prog_rx, &mut out, progress);
+        if res.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        drop(order_rx);
+        for h in handles {
+            let _ = h.join();
+        }
+        res?;
+        let total = read_rx
+            .recv()
+            .map_err(|_| Error::Internal("reader thread stopped"))??;
+        if size.is_some_and(|n| n != total) {
+            return Err(Error::InputChanged);
+        }
+        out.flush()?;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Writes each result in the order their receivers arrive, passing progress
+/// reports on while it waits.
+fn write_in_order(
+    order: &Receiver<Receiver<Result<Vec<u8>>>>,
+    prog: &Receiver<u64>,
+    out: &mut dyn Write,
+    progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
+    let mut frames = 0;
+    for rx in order.iter() {
+        let bytes = loop {
+            select! {
+                recv(rx) -> r => break r.map_err(|_| Error::Internal("worker thread stopped"))??,
+                recv(prog) -> n => if let Ok(n) = n { progress(n) },
+            }
+        };
+        out.write_all(&bytes)?;
+        frames += 1;
+    }
+    while let Ok(n) = prog.try_recv() {
+        progress(n);
+    }
+    Ok(frames)
+}
+
+/// How many frames of `spans` to decode at once with up to `threads`
+/// threads: as many as the memory limit allows, each holding one model, one
+/// frame and its content. 1 (decode streaming, one frame after the other)
+/// for a single frame, or when a frame is too large to hold in memory.
+pub fn frame_workers(spans: &[FrameSpan], limits: &Limits, threads: usize) -> usize {
+    if spans.iter().any(|f| f.content > MAX_PARALLEL_FRAME) {
+        return 1;
+    }
+    let per = spans
+        .iter()
+        .map(|f| {
+            f.header
+                .preset
+                .memory_needed()
+                .saturating_add(f.content)
+                .saturating_add(f.len)
+        })
+        .max()
+        .unwrap_or(0);
+    let fits = (limits.memory / per.max(1)).max(1);
+    threads
+        .min(fits.min(usize::MAX as u64) as usize)
+        .min(spans.len())
+        .max(1)
+}
+
+/// Decodes the frames `spans` of a file on [`frame_workers`] threads,
+/// writing their content in order; `fetch(offset, len)` reads a frame's
+/// bytes. Every check of [`decompress_with`] applies to each frame.
+pub fn decompress_frames<W: Write>(
+    spans: &[FrameSpan],
+    fetch: &(dyn Fn(u64, usize) -> std::io::Result<Vec<u8>> + Sync),
+    out: &mut W,
+    device: &Device,
+    limits: &Limits,
+    threads: usize,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Summary> {
+    let workers = frame_workers(spans, limits, threads);
+    let mut sum = Summary::default();
+    let stop = AtomicBool::new(false);
+    type Job<'a> = (&'a FrameSpan, crossbeam_channel::Sender<Result<Vec<u8>>>);
+    let (job_tx, job_rx) = bounded::<Job>(workers);
+    let (order_tx, order_rx) = bounded(workers);
+    let (prog_tx, prog_rx) = unbounded::<u64>();
+    std::thread::scope(|s| {
+        let stop = &stop;
+        let mut handles = Vec::new();
+        handles.push(s.spawn(move || {
+            for f in spans {
+                let (tx, rx) = bounded(1);
+                if order_tx.send(rx).is_err() || job_tx.send((f, tx)).is_err() {
+                    return;
+                }
+            }
+        }));
+        for _ in 0..workers {
+            let job_rx = job_rx.clone();
+            let prog_tx = prog_tx.clone();
+            handles.push(s.spawn(move || {
+                for (f, tx) in job_rx.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let mut report = |n| {
+                        let _ = prog_tx.send(n);
+                    };
+                    let r = fetch(f.offset, f.len as usize)
+                        .map_err(Error::from)
+                        .and_then(|bytes| {
+                            let mut v = Vec::with_capacity(f.content as usize);
+                            decompress_with(&mut &bytes[..], &mut v, device, limits, &mut report)
+                                .map(|_| v)
+                        });
+                    if tx.send(r).is_err() {
+                        return;
+                    }
+                }
+            }));
+        }
+        drop(prog_tx);
+        let res = write_in_order(&order_rx, &prog_rx, out, progress);
+        if res.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        drop(order_rx);
+        for h in handles {
+            let _ = h.join();
+        }
+        sum.frames = res? as usize;
+        Ok::<_, Error>(())
+    })?;
+    sum.content = spans.iter().map(|f| f.content).sum();
+    sum.first = spans.first().map(|f| f.header.clone());
+    Ok(sum)
+}
