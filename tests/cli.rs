@@ -65,7 +65,13 @@ fn stream_and_file_inputs_give_the_same_frame_but_for_the_length() {
     // Shorter than a segment, a pipe's length is known too: identical.
     let short = &data[..3000];
     std::fs::write(&f, short).unwrap();
-    let from_file = ok(fade(&["compress", "-c", "-p", &tiny(), f.to_str().unwrap()]));
+    let from_file = ok(fade(&[
+        "compress",
+        "-c",
+        "-p",
+        &tiny(),
+        f.to_str().unwrap(),
+    ]));
     assert_eq!(from_file, ok(piped(&["compress", "-p", &tiny()], short)));
 }
 
