@@ -45,17 +45,8 @@ fn parallel_pipe_blocks_round_trip() {
     );
     let p = packed.to_str().unwrap();
     ok(fade(&["-t", p]));
-    let listing = String::from_utf8(ok(fade(&["-l", p]))).unwrap();
-    let frames: usize = listing
-        .lines()
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .nth(4)
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(frames >= 3, "expected a frame per 3 KB block: {listing}");
+    let frames = frames_of(p);
+    assert!(frames >= 3, "expected a frame per 3 KB block, got {frames}");
     assert_eq!(ok(fade(&["-dc", p])), data);
 }
 
