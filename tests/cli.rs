@@ -376,7 +376,7 @@ fn lanes_flag_overrides_the_fitted_lane_count() {
         let back = ok(fade(&["-q", "-dc", out.to_str().unwrap()]));
         assert_eq!(back, data);
         let mut f = std::fs::File::open(&out).unwrap();
-        fade::engine::scan(&mut f).unwrap().0.preset.lanes
+        fade::scan(&mut f).unwrap().preset.lanes
     };
     assert_eq!(lanes_of(&[]), 16);
     assert_eq!(lanes_of(&["--lanes", "100"]), 100);

@@ -8,9 +8,8 @@ mod stdio;
 
 use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, Common, Transfer};
-use candle_core::Device;
 use clap::Parser;
-use fade::{engine, Preset};
+use fade::{Decoder, Device, Encoder, Limits, Preset};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
 use std::fs::{File, Metadata};
@@ -52,30 +51,22 @@ impl End {
 }
 
 /// Resolves `--device`: auto picks CUDA when built with it and a GPU is present.
+/// A device that cannot be used is refused here, before any work.
 fn device(spec: &str) -> Result<Device> {
-    let cuda_index = match spec {
-        "auto" => {
-            if cfg!(feature = "cuda") {
-                if let Ok(d) = Device::new_cuda(0) {
-                    return Ok(d);
-                }
-            }
-            return Ok(Device::Cpu);
-        }
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
+    let dev = match spec {
+        "auto" => return Ok(Device::auto()),
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
         s => match s
             .strip_prefix("cuda:")
             .and_then(|n| n.parse::<usize>().ok())
         {
-            Some(n) => n,
+            Some(n) => Device::Cuda(n),
             None => bail!("unknown device '{s}' (use auto, cpu, cuda or cuda:N)"),
         },
     };
-    if !cfg!(feature = "cuda") {
-        bail!("this fade was built without CUDA support (rebuild with --features cuda)");
-    }
-    Device::new_cuda(cuda_index).with_context(|| format!("cannot open CUDA device {cuda_index}"))
+    dev.check()?;
+    Ok(dev)
 }
 
 /// Parses the command line and runs it.
@@ -586,7 +577,7 @@ fn code(
 struct Job<'a> {
     mode: Mode,
     preset: Option<&'a Preset>,
-    limits: engine::Limits,
+    limits: Limits,
     pass_through: bool,
     out_name: String,
     c: &'a Common,
@@ -609,9 +600,8 @@ impl Job<'_> {
             Mode::Decompress => None,
         };
         let pb = progress_bar(total, self.c.quiet, &name);
-        let mut progress = |n: u64| pb.inc(n);
         let (n_in, n_out) = self
-            .transfer(source, w, dev, &mut progress)
+            .transfer(source, w, dev, &pb)
             .with_context(|| name.clone())?;
         pb.finish_and_clear();
         Ok(self.c.verbose.then(|| {
@@ -632,8 +622,12 @@ impl Job<'_> {
         source: &Source,
         w: &mut dyn Write,
         dev: &Device,
-        progress: &mut dyn FnMut(u64),
+        pb: &ProgressBar,
     ) -> Result<(u64, u64)> {
+        let progress = {
+            let pb = pb.clone();
+            move |n| pb.inc(n)
+        };
         let mut w = Counter { inner: w, n: 0 };
         let n_in = match self.mode {
             Mode::Compress => {
@@ -644,14 +638,11 @@ impl Job<'_> {
                     n: 0,
                 };
                 let preset = self.preset.expect("compression has a preset");
-                engine::compress_reader_with(
-                    &mut counted,
-                    &mut w,
-                    preset,
-                    dev,
-                    &self.limits,
-                    progress,
-                )?;
+                let mut enc = Encoder::with_preset(&mut w, preset, *dev)?
+                    .with_limits(self.limits)
+                    .with_progress(progress);
+                std::io::copy(&mut counted, &mut enc).map_err(fade::Error::from)?;
+                enc.finish()?;
                 source.check_unchanged(counted.n)?;
                 counted.n
             }
@@ -660,18 +651,21 @@ impl Job<'_> {
                     inner: std::io::BufReader::with_capacity(1 << 20, source.reader()),
                     n: 0,
                 };
-                let mut head = [0u8; fade::format::MAGIC.len()];
+                let mut head = [0u8; fade::MAGIC.len()];
                 let got = if self.pass_through {
                     read_up_to(&mut r, &mut head)?
                 } else {
                     0
                 };
                 let mut all = (&head[..got]).chain(&mut r);
-                if self.pass_through && head[..got] != fade::format::MAGIC {
+                if self.pass_through && head[..got] != fade::MAGIC {
                     let n = std::io::copy(&mut all, &mut w)?;
-                    progress(n);
+                    pb.inc(n);
                 } else {
-                    engine::decompress_with(&mut all, &mut w, dev, &self.limits, progress)?;
+                    let mut dec = Decoder::with_device(all, *dev)?
+                        .with_limits(self.limits)
+                        .with_progress(progress);
+                    std::io::copy(&mut dec, &mut w).map_err(fade::Error::from)?;
                 }
                 r.n
             }
@@ -713,10 +707,8 @@ fn summary(mode: Mode, input: &str, output: &str, n_in: u64, n_out: u64, secs: f
 }
 
 /// The limits of `--memory-limit`.
-fn limits(c: &Common) -> engine::Limits {
-    engine::Limits {
-        memory: c.memory_limit.unwrap_or(engine::DEFAULT_MEMORY_LIMIT),
-    }
+fn limits(c: &Common) -> Limits {
+    Limits::default().with_memory(c.memory_limit.unwrap_or(fade::DEFAULT_MEMORY_LIMIT))
 }
 
 /// Counts bytes read.
@@ -744,23 +736,25 @@ fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
 }
 
 fn test(e: &End, c: &Common) -> Result<()> {
-    let mut r = open_compressed(e)?;
+    let r = open_compressed(e)?;
     let pb = progress_bar(None, c.quiet, &e.name());
-    let sum = engine::decompress_with(
-        &mut r,
-        &mut std::io::sink(),
-        &device(&c.device)?,
-        &limits(c),
-        &mut |n| pb.inc(n),
-    )
-    .with_context(|| e.name())?;
+    let progress = {
+        let pb = pb.clone();
+        move |n| pb.inc(n)
+    };
+    let mut dec = Decoder::with_device(r, device(&c.device)?)?
+        .with_limits(limits(c))
+        .with_progress(progress);
+    let content = std::io::copy(&mut dec, &mut std::io::sink())
+        .map_err(fade::Error::from)
+        .with_context(|| e.name())?;
     pb.finish_and_clear();
     if c.verbose {
         eprintln!(
             "{}: OK ({} bytes, {} frame(s))",
             e.name(),
-            sum.content,
-            sum.frames
+            content,
+            dec.frames()
         );
     }
     Ok(())
@@ -781,16 +775,20 @@ fn list(files: &[End]) -> Result<()> {
             inner: open_compressed(e)?,
             n: 0,
         };
-        let (h, frames, content) = engine::scan(&mut r).with_context(|| e.name())?;
+        let info = fade::scan(&mut r).with_context(|| e.name())?;
         writeln!(
             out,
             "{:<10} {:>14} {:>14} {:>7.3} {:>7}  {:<9} {}",
-            h.preset.name,
+            info.preset.name,
             r.n,
-            content,
-            content as f64 / r.n.max(1) as f64,
-            frames,
-            if h.content_check { "xxh3-64" } else { "none" },
+            info.content,
+            info.content as f64 / r.n.max(1) as f64,
+            info.frames,
+            if info.content_check {
+                "xxh3-64"
+            } else {
+                "none"
+            },
             e.name()
         )?;
         Ok(())

@@ -24,7 +24,7 @@ use lanes::Layout;
 use std::io::{Read, Write};
 use xxhash_rust::xxh3::Xxh3;
 
-/// The fingerprint of `p`'s arithmetic on `device` (see [`Predictor::fingerprint`]).
+/// The fingerprint of `p`'s arithmetic on `device` (see `Predictor::fingerprint`).
 pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
     Predictor::fingerprint(p, device)
 }
@@ -32,13 +32,15 @@ pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
 /// Header overhead of a stored block: kind, length, check.
 const STORED_OVERHEAD: usize = 9;
 
-/// The memory limit without `--memory-limit`: 4 GiB. Every built-in preset,
+/// The default memory limit (of [`Limits::default`], and of the `fade`
+/// command without `--memory-limit`): 4 GiB. Every built-in preset,
 /// with the lanes fade gives it by default, needs well under this (the largest,
 /// `paper`, about 1.2 GiB by [`Preset::memory_needed`]).
 pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
 
 /// What the caller lets coding use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Bytes of memory a frame may need ([`Preset::memory_needed`]); a frame
     /// needing more is refused before anything is allocated.
@@ -54,6 +56,14 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// These limits with at most `bytes` of memory per frame.
+    pub fn with_memory(self, bytes: u64) -> Self {
+        Self {
+            memory: bytes,
+            ..self
+        }
+    }
+
     /// Refuses `p` if coding with it would need more memory than allowed.
     pub fn check(&self, p: &Preset) -> Result<()> {
         let needed = p.memory_needed();
@@ -290,7 +300,7 @@ pub fn decompress_with<R: Read, W: Write>(
 }
 
 /// Decodes any number of concatenated frames, a segment at a time: the one
-/// decoder behind [`decompress_with`] (and a pull reader).
+/// decoder behind [`decompress_with`] and [`crate::Decoder`].
 pub struct StreamDecoder {
     device: Device,
     limits: Limits,
