@@ -1,8 +1,8 @@
 //! Range coder and quantisation throughput: the CPU coding stage's cost per byte.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fade::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder, PROB_TOTAL};
-use fade::rng::SplitMix64;
+use fade::__internals::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder, PROB_TOTAL};
+use fade::__internals::rng::SplitMix64;
 
 fn tables(n: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
     let mut g = SplitMix64::new(1);

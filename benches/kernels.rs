@@ -6,8 +6,8 @@
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fade::model::{gemm, View};
-use fade::rng::SplitMix64;
+use fade::__internals::model::{gemm, View};
+use fade::__internals::rng::SplitMix64;
 
 fn values(n: usize, seed: u64) -> Vec<f32> {
     let mut g = SplitMix64::new(seed);

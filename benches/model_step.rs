@@ -3,8 +3,8 @@
 
 use candle_core::Device;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fade::model::Model;
-use fade::rng::SplitMix64;
+use fade::__internals::model::Model;
+use fade::__internals::rng::SplitMix64;
 use fade::Preset;
 
 // The fade binary's allocator: a step allocates many short-lived tensors.

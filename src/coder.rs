@@ -33,7 +33,7 @@ wide_kernel! {
 
 /// Turns 256 logits into a cumulative table.
 ///
-/// freq[s] = 1 + floor(p[s] * (TOTAL - 256)), with the rounding remainder given to
+/// `freq[s] = 1 + floor(p[s] * (TOTAL - 256))`, with the rounding remainder given to
 /// the most probable symbol. Non-finite logits (a diverged model) degrade to a
 /// uniform table instead of failing, identically on both sides.
 pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
@@ -83,7 +83,7 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
 /// Builds a table from `floor(p[s] * (TOTAL - 256))` of every symbol, as a
 /// device quantiser computes them (see `Step::floors`): the device does the
 /// exps and the host only adds, so a GPU model's coder threads keep up with
-/// thousands of lanes. freq[s] = 1 + floor, and the rounding remainder goes to
+/// thousands of lanes. `freq[s] = 1 + floor`, and the rounding remainder goes to
 /// the first largest symbol. A device softmax may sum to a hair over 1, so an
 /// excess of a few counts is taken from that symbol too; anything stranger (a
 /// diverged model, a floor out of range) gives the uniform table, identically on

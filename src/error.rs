@@ -36,6 +36,10 @@ pub enum Error {
     /// The frame was produced on a device whose arithmetic this one does not reproduce.
     #[error("device mismatch: {0}")]
     Device(String),
+    /// The device asked for cannot be used here: a build without CUDA
+    /// support, or a GPU that does not open.
+    #[error("{0}")]
+    DeviceUnavailable(String),
     /// Decoding (or compressing with) these settings would need more memory
     /// than the caller allows. Both figures are in bytes.
     #[error("needs about {} of memory, above the limit of {}", human(*.needed), human(*.limit))]
@@ -51,10 +55,44 @@ pub enum Error {
     Internal(&'static str),
     /// The tensor library failed.
     #[error("model: {0}")]
-    Model(#[from] candle_core::Error),
+    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// Reading or writing failed.
     #[error(transparent)]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Model(Box::new(e))
+    }
+}
+
+/// An [`io::Error`] that carries a fade [`Error`] (as the [`crate::Encoder`]
+/// and [`crate::Decoder`] return them) gives that error back; any other is
+/// [`Error::Io`].
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        if !e.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            return Error::Io(e);
+        }
+        let inner = e.into_inner().expect("a custom error");
+        *inner.downcast::<Error>().expect("a fade::Error")
+    }
+}
+
+/// A fade [`Error`] as an [`io::Error`], for the [`std::io::Read`] and
+/// [`std::io::Write`] implementations: [`Error::Io`] is the I/O error itself;
+/// any other is carried inside one whose kind says what it is
+/// ([`io::ErrorKind::InvalidData`] for damaged input,
+/// [`io::ErrorKind::UnexpectedEof`] for [`Error::Truncated`], ...), and
+/// `fade::Error::from` gets it back.
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Io(io) => io,
+            e => io::Error::new(e.io_kind(), e),
+        }
+    }
 }
 
 /// Result with the library's [`Error`].
@@ -66,12 +104,30 @@ pub fn human(bytes: u64) -> String {
 }
 
 impl Error {
+    /// The [`io::ErrorKind`] this error has as an [`io::Error`].
+    pub fn io_kind(&self) -> io::ErrorKind {
+        use io::ErrorKind as K;
+        match self {
+            Error::Io(e) => e.kind(),
+            Error::NotFade
+            | Error::UnsupportedVersion(_)
+            | Error::Corrupt(_)
+            | Error::ChecksumMismatch => K::InvalidData,
+            Error::Truncated => K::UnexpectedEof,
+            Error::InputChanged => K::InvalidInput,
+            Error::Preset(_) => K::InvalidInput,
+            Error::Device(_) | Error::DeviceUnavailable(_) => K::Unsupported,
+            Error::MemoryLimit { .. } => K::OutOfMemory,
+            Error::Internal(_) | Error::Model(_) => K::Other,
+        }
+    }
+
     /// Maps an I/O "unexpected EOF" onto [`Error::Truncated`], leaving other errors alone.
     pub(crate) fn from_read(e: io::Error) -> Self {
         if e.kind() == io::ErrorKind::UnexpectedEof {
             Error::Truncated
         } else {
-            Error::Io(e)
+            Error::from(e)
         }
     }
 }

@@ -66,7 +66,7 @@ pub struct Preset {
     #[serde(default = "yes")]
     pub fit_lanes: bool,
     /// Orders (1 to 8) of the context statistics the network mixes in
-    /// ([`crate::side::stats`]); empty for the pure network.
+    /// (`src/side/stats.rs`); empty for the pure network.
     #[serde(default)]
     pub orders: Vec<u32>,
     /// More contexts of the statistics: "word", "pair" (word and the one
@@ -77,7 +77,7 @@ pub struct Preset {
     #[serde(default)]
     pub stats_bits: u32,
     /// Minimum lengths of the match model's short and long matches
-    /// ([`crate::side::matcher`]); 0 leaves a table out, both 0 the model.
+    /// (`src/side/matcher.rs`); 0 leaves a table out, both 0 the model.
     #[serde(default)]
     pub match_short: u32,
     #[serde(default)]
@@ -396,7 +396,7 @@ impl Preset {
     }
 
     /// Serialises every decoding parameter in a fixed little-endian layout.
-    pub fn write_to(&self, out: &mut Vec<u8>) {
+    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
         out.push(self.name.len() as u8);
         out.extend_from_slice(self.name.as_bytes());
         for v in [
@@ -482,7 +482,7 @@ impl Preset {
     }
 
     /// Reads what [`Preset::write_to`] wrote, validating it; `input` is advanced.
-    pub fn read_from(input: &mut &[u8]) -> Result<Self> {
+    pub(crate) fn read_from(input: &mut &[u8]) -> Result<Self> {
         fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
             if input.len() < n {
                 return Err(Error::Corrupt("header too short"));

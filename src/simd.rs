@@ -30,6 +30,7 @@ pub enum Level {
 
 impl Level {
     /// Every level, narrowest first.
+    #[cfg(test)]
     pub const ALL: [Level; 3] = [Level::Baseline, Level::Avx2, Level::Avx512];
 }
 
@@ -71,11 +72,13 @@ pub fn level() -> Level {
 }
 
 /// Whether this machine runs `l` (tests skip the levels it does not).
+#[cfg(test)]
 pub fn supported(l: Level) -> bool {
     l <= machine_level()
 }
 
 /// Runs `f` with this thread's kernels capped at `l`.
+#[cfg(test)]
 pub fn with_level<R>(l: Level, f: impl FnOnce() -> R) -> R {
     let old = CAP.with(|c| c.replace(l));
     let r = f();

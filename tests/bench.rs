@@ -19,7 +19,7 @@ fn bench(file: &Path, extra: &[&str], env: &[(&str, &str)]) -> Value {
 /// Words in random order: compressible, like text.
 fn random_text(n: usize, seed: u64) -> Vec<u8> {
     let words = ["lane ", "model ", "byte ", "coder ", "step ", "the ", "of "];
-    let mut g = fade::rng::SplitMix64::new(seed);
+    let mut g = fade::__internals::rng::SplitMix64::new(seed);
     let mut out = Vec::with_capacity(n + 8);
     while out.len() < n {
         out.extend_from_slice(words[(g.next_u64() % 7) as usize].as_bytes());

@@ -54,7 +54,7 @@ fn stream_and_file_inputs_give_the_same_frame_but_for_the_length() {
     // into the header (zstd does the same), a pipe's is not.
     let split = |v: &[u8]| {
         let mut rest = &v[1..];
-        let h = fade::format::FrameHeader::read_after(v[0], &mut rest).unwrap();
+        let h = fade::__internals::format::FrameHeader::read_after(v[0], &mut rest).unwrap();
         (h, rest.to_vec())
     };
     let (hf, body_f) = split(&from_file);
@@ -408,7 +408,7 @@ fn lanes_flag_overrides_the_fitted_lane_count() {
         let back = ok(fade(&["-q", "-dc", out.to_str().unwrap()]));
         assert_eq!(back, data);
         let mut f = std::fs::File::open(&out).unwrap();
-        fade::engine::scan(&mut f).unwrap().0.preset.lanes
+        fade::scan(&mut f).unwrap().preset.lanes
     };
     assert_eq!(lanes_of(&[]), 16);
     assert_eq!(lanes_of(&["--lanes", "100"]), 100);

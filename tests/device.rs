@@ -6,9 +6,9 @@ mod common;
 use common::*;
 
 /// Rewrites the header, as a file from another device would look.
-fn patch_header(packed: &[u8], f: impl Fn(&mut fade::format::FrameHeader)) -> Vec<u8> {
+fn patch_header(packed: &[u8], f: impl Fn(&mut fade::__internals::format::FrameHeader)) -> Vec<u8> {
     let mut rest = &packed[1..];
-    let mut h = fade::format::FrameHeader::read_after(packed[0], &mut rest).unwrap();
+    let mut h = fade::__internals::format::FrameHeader::read_after(packed[0], &mut rest).unwrap();
     f(&mut h);
     let mut v = Vec::new();
     h.write(&mut v).unwrap();
@@ -37,7 +37,9 @@ fn other_arithmetic_is_refused_before_decoding() {
     fails_with(&res, "device mismatch");
     assert!(!out.exists());
     // A file made on CUDA names the device to use.
-    let cuda = patch_header(&packed, |h| h.device = fade::format::DeviceClass::Cuda);
+    let cuda = patch_header(&packed, |h| {
+        h.device = fade::__internals::format::DeviceClass::Cuda
+    });
     std::fs::write(&f, &cuda).unwrap();
     let res = fade(&["decompress", f.to_str().unwrap(), out.to_str().unwrap()]);
     fails_with(&res, "the cuda that wrote the file");

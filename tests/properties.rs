@@ -1,20 +1,31 @@
 //! Property tests: arbitrary inputs round-trip through the library, and the
 //! range coder round-trips arbitrary symbol streams under arbitrary tables.
 
-use candle_core::Device;
-use fade::coder::{quantize, Cdf, Decoder, Encoder};
-use fade::engine;
-use fade::Preset;
+use fade::__internals::coder::{quantize, Cdf, Decoder, Encoder};
+use fade::__internals::engine;
+use fade::{Device, Preset};
 use proptest::prelude::*;
+use std::io::{Read, Write};
 
 fn tiny() -> Preset {
     Preset::parse(include_str!("data/tiny.toml")).unwrap()
 }
 
+/// Compresses `data` into `out` with the public API.
+fn compress_into(data: &[u8], p: &Preset, out: Vec<u8>) -> Vec<u8> {
+    let mut enc = fade::Encoder::with_preset(out, p, Device::Cpu)
+        .unwrap()
+        .with_size(data.len() as u64);
+    enc.write_all(data).unwrap();
+    enc.finish().unwrap()
+}
+
 fn roundtrip(data: &[u8], p: &Preset) -> Vec<u8> {
-    let packed = engine::compress_slice(data, Vec::new(), p, &Device::Cpu, &mut |_| {}).unwrap();
+    let packed = compress_into(data, p, Vec::new());
     let mut out = Vec::new();
-    engine::decompress(&mut &packed[..], &mut out, &Device::Cpu, &mut |_| {}).unwrap();
+    fade::Decoder::new(&packed[..])
+        .read_to_end(&mut out)
+        .unwrap();
     out
 }
 
@@ -50,16 +61,16 @@ fn concatenated_frames_decode_to_concatenated_content() {
     let p = tiny();
     let a = b"first frame, first frame, first frame".repeat(20);
     let b = b"second one".repeat(50);
-    let mut packed = engine::compress_slice(&a, Vec::new(), &p, &Device::Cpu, &mut |_| {}).unwrap();
-    packed = engine::compress_slice(&b, packed, &p, &Device::Cpu, &mut |_| {}).unwrap();
+    let mut packed = compress_into(&a, &p, Vec::new());
+    packed = compress_into(&b, &p, packed);
     let mut out = Vec::new();
-    let sum = engine::decompress(&mut &packed[..], &mut out, &Device::Cpu, &mut |_| {}).unwrap();
-    assert_eq!(sum.frames, 2);
+    let mut dec = fade::Decoder::new(&packed[..]);
+    dec.read_to_end(&mut out).unwrap();
+    assert_eq!(dec.frames(), 2);
     assert_eq!(out, [a, b].concat());
     // Trailing garbage is an error.
     packed.extend_from_slice(b"garbage");
-    let err = engine::decompress(&mut &packed[..], &mut Vec::new(), &Device::Cpu, &mut |_| {})
-        .unwrap_err();
+    let err = fade::decompress(&packed).unwrap_err();
     assert!(err.to_string().contains("trailing garbage"), "{err}");
 }
 
@@ -67,18 +78,13 @@ fn concatenated_frames_decode_to_concatenated_content() {
 fn reader_and_slice_paths_write_identical_frames() {
     let p = tiny();
     let data: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 13) as u8).collect();
-    let a = engine::compress_slice(&data, Vec::new(), &p, &Device::Cpu, &mut |_| {}).unwrap();
+    let cpu = candle_core::Device::Cpu;
+    let a = engine::compress_slice(&data, Vec::new(), &p, &cpu, &mut |_| {}).unwrap();
     let size = Some(data.len() as u64);
-    let limits = engine::Limits::default();
-    let b = engine::compress_reader_with(
-        &data[..],
-        Vec::new(),
-        &p,
-        &Device::Cpu,
-        &limits,
-        size,
-        &mut |_| {},
-    )
-    .unwrap();
+    let limits = fade::Limits::default();
+    let b =
+        engine::compress_reader_with(&data[..], Vec::new(), &p, &cpu, &limits, size, &mut |_| {})
+            .unwrap();
     assert_eq!(a, b);
+    assert_eq!(compress_into(&data, &p, Vec::new()), a);
 }

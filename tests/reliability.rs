@@ -133,10 +133,10 @@ fn header_for(preset: &fade::Preset) -> Vec<u8> {
 
 fn header_with(preset: &fade::Preset, fingerprint: u64) -> Vec<u8> {
     let mut v = Vec::new();
-    fade::format::FrameHeader {
+    fade::__internals::format::FrameHeader {
         preset: preset.clone(),
         content_check: true,
-        device: fade::format::DeviceClass::Cpu,
+        device: fade::__internals::format::DeviceClass::Cpu,
         fingerprint,
         content_size: None,
     }
@@ -226,8 +226,11 @@ fn list_refuses_lengths_that_overflow() {
     let dir = tempfile::tempdir().unwrap();
     let p = tiny_preset();
     let cpu = candle_core::Device::Cpu;
-    let mut frame = header_with(&p, fade::engine::fingerprint(&p, &cpu).unwrap());
-    fade::format::write_end(&mut frame, 1 << 63, Some(0)).unwrap();
+    let mut frame = header_with(
+        &p,
+        fade::__internals::engine::fingerprint(&p, &cpu).unwrap(),
+    );
+    fade::__internals::format::write_end(&mut frame, 1 << 63, Some(0)).unwrap();
     let f = dir.path().join("huge.fade");
     std::fs::write(&f, [frame.clone(), frame].concat()).unwrap();
     for cmd in ["list", "test"] {
@@ -288,14 +291,14 @@ fn unmodelled_frame(n: usize) -> Vec<u8> {
     };
     let mut frame = header_with(
         &p,
-        fade::engine::fingerprint(&p, &candle_core::Device::Cpu).unwrap(),
+        fade::__internals::engine::fingerprint(&p, &candle_core::Device::Cpu).unwrap(),
     );
     let data = random_bytes(n, 5);
     for block in data.chunks(2047) {
-        fade::format::write_stored_block(&mut frame, block).unwrap();
+        fade::__internals::format::write_stored_block(&mut frame, block).unwrap();
     }
     let sum = xxhash_rust::xxh3::xxh3_64(&data);
-    fade::format::write_end(&mut frame, n as u64, Some(sum)).unwrap();
+    fade::__internals::format::write_end(&mut frame, n as u64, Some(sum)).unwrap();
     frame
 }
 

@@ -16,9 +16,9 @@
 #![no_main]
 
 use candle_core::Device;
-use fade::engine::{self, Limits};
-use fade::format::{DeviceClass, FrameHeader};
-use fade::Preset;
+use fade::__internals::engine;
+use fade::__internals::format::{DeviceClass, FrameHeader};
+use fade::{Limits, Preset};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -112,12 +112,9 @@ fn hostile(mut rest: &[u8]) -> Vec<u8> {
     p.segment = field(&mut rest).saturating_mul(64);
     // Where the decoder would accept the preset, give the header the right
     // fingerprint, so the block that follows is parsed too.
-    let mut bytes = Vec::new();
-    p.write_to(&mut bytes);
-    let fingerprint = match Preset::read_from(&mut &bytes[..]) {
-        Ok(q) if q.memory_needed() <= LIMIT => {
-            engine::fingerprint(&q, &Device::Cpu).unwrap_or(0)
-        }
+    let bytes = fade::__internals::preset_bytes(&p);
+    let fingerprint = match fade::__internals::preset_from_bytes(&mut &bytes[..]) {
+        Ok(q) if q.memory_needed() <= LIMIT => engine::fingerprint(&q, &Device::Cpu).unwrap_or(0),
         _ => 0,
     };
     let mut v = Vec::new();
@@ -169,12 +166,8 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => hostile(rest),
     };
-    let limits = Limits { memory: LIMIT };
-    let _ = engine::decompress_with(
-        &mut &input[..],
-        &mut std::io::sink(),
-        &Device::Cpu,
-        &limits,
-        &mut |_| {},
-    );
+    // Through the public Decoder: its pull state machine is the one
+    // `engine::decompress_with` runs on.
+    let mut dec = fade::Decoder::new(&input[..]).with_limits(Limits::default().with_memory(LIMIT));
+    let _ = std::io::copy(&mut dec, &mut std::io::sink());
 });

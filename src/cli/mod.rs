@@ -8,10 +8,9 @@ mod stdio;
 
 use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, Common, Transfer};
-use candle_core::Device;
 use clap::Parser;
-use fade::engine::{self, blocks};
-use fade::Preset;
+use fade::__internals::engine::{self, blocks};
+use fade::{Decoder, Device, Encoder, Limits, Preset};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
 use std::fs::{File, Metadata};
@@ -53,30 +52,22 @@ impl End {
 }
 
 /// Resolves `--device`: auto picks CUDA when built with it and a GPU is present.
+/// A device that cannot be used is refused here, before any work.
 fn device(spec: &str) -> Result<Device> {
-    let cuda_index = match spec {
-        "auto" => {
-            if cfg!(feature = "cuda") {
-                if let Ok(d) = Device::new_cuda(0) {
-                    return Ok(d);
-                }
-            }
-            return Ok(Device::Cpu);
-        }
-        "cpu" => return Ok(Device::Cpu),
-        "cuda" => 0,
+    let dev = match spec {
+        "auto" => return Ok(Device::auto()),
+        "cpu" => Device::Cpu,
+        "cuda" => Device::Cuda(0),
         s => match s
             .strip_prefix("cuda:")
             .and_then(|n| n.parse::<usize>().ok())
         {
-            Some(n) => n,
+            Some(n) => Device::Cuda(n),
             None => bail!("unknown device '{s}' (use auto, cpu, cuda or cuda:N)"),
         },
     };
-    if !cfg!(feature = "cuda") {
-        bail!("this fade was built without CUDA support (rebuild with --features cuda)");
-    }
-    Device::new_cuda(cuda_index).with_context(|| format!("cannot open CUDA device {cuda_index}"))
+    dev.check()?;
+    Ok(dev)
 }
 
 /// Parses the command line and runs it.
@@ -605,7 +596,7 @@ fn code(
 struct Job<'a> {
     mode: Mode,
     preset: Option<&'a Preset>,
-    limits: engine::Limits,
+    limits: Limits,
     pass_through: bool,
     /// Compression in independent blocks (-T, --block-size).
     blocks: Option<blocks::Parallel>,
@@ -636,9 +627,8 @@ impl Job<'_> {
             Some(v) => v.iter().try_fold(0u64, |a, s| a.checked_add(s.content)),
         };
         let pb = progress_bar(total, self.c.quiet, &name);
-        let mut progress = |n: u64| pb.inc(n);
         let (n_in, n_out) = self
-            .transfer(source, spans.as_deref(), w, dev, &mut progress)
+            .transfer(source, spans.as_deref(), w, dev, &pb)
             .with_context(|| name.clone())?;
         pb.finish_and_clear();
         Ok(self.c.verbose.then(|| {
@@ -660,8 +650,12 @@ impl Job<'_> {
         spans: Option<&[engine::FrameSpan]>,
         w: &mut dyn Write,
         dev: &Device,
-        progress: &mut dyn FnMut(u64),
+        pb: &ProgressBar,
     ) -> Result<(u64, u64)> {
+        let progress = {
+            let pb = pb.clone();
+            move |n| pb.inc(n)
+        };
         let mut w = Counter { inner: w, n: 0 };
         let n_in = match self.mode {
             Mode::Compress => {
@@ -674,26 +668,29 @@ impl Job<'_> {
                 let preset = self.preset.expect("compression has a preset");
                 let size = source.meta().map(|m| m.len());
                 match self.blocks {
-                    Some(par) => blocks::compress_blocks(
-                        &mut counted,
-                        &mut w,
-                        preset,
-                        dev,
-                        &self.limits,
-                        size,
-                        par,
-                        progress,
-                    )?,
-                    None => engine::compress_reader_with(
-                        &mut counted,
-                        &mut w,
-                        preset,
-                        dev,
-                        &self.limits,
-                        size,
-                        progress,
-                    )?,
-                };
+                    Some(par) => {
+                        blocks::compress_blocks(
+                            &mut counted,
+                            &mut w,
+                            preset,
+                            *dev,
+                            &self.limits,
+                            size,
+                            par,
+                            &mut { progress },
+                        )?;
+                    }
+                    None => {
+                        let mut enc = Encoder::with_preset(&mut w, preset, *dev)?
+                            .with_limits(self.limits)
+                            .with_progress(progress);
+                        if let Some(n) = size {
+                            enc = enc.with_size(n);
+                        }
+                        std::io::copy(&mut counted, &mut enc).map_err(fade::Error::from)?;
+                        enc.finish()?;
+                    }
+                }
                 source.check_unchanged(counted.n)?;
                 counted.n
             }
@@ -713,10 +710,10 @@ impl Job<'_> {
                     spans,
                     &fetch,
                     &mut w,
-                    dev,
+                    *dev,
                     &self.limits,
                     self.frame_threads,
-                    progress,
+                    &mut { progress },
                 )?;
                 spans.last().map_or(0, |s| s.offset + s.len)
             }
@@ -725,18 +722,21 @@ impl Job<'_> {
                     inner: std::io::BufReader::with_capacity(1 << 20, source.reader()),
                     n: 0,
                 };
-                let mut head = [0u8; fade::format::MAGIC.len()];
+                let mut head = [0u8; fade::MAGIC.len()];
                 let got = if self.pass_through {
                     read_up_to(&mut r, &mut head)?
                 } else {
                     0
                 };
                 let mut all = (&head[..got]).chain(&mut r);
-                if self.pass_through && head[..got] != fade::format::MAGIC {
+                if self.pass_through && head[..got] != fade::MAGIC {
                     let n = std::io::copy(&mut all, &mut w)?;
-                    progress(n);
+                    pb.inc(n);
                 } else {
-                    engine::decompress_with(&mut all, &mut w, dev, &self.limits, progress)?;
+                    let mut dec = Decoder::with_device(all, *dev)?
+                        .with_limits(self.limits)
+                        .with_progress(progress);
+                    std::io::copy(&mut dec, &mut w).map_err(fade::Error::from)?;
                 }
                 r.n
             }
@@ -778,10 +778,8 @@ fn summary(mode: Mode, input: &str, output: &str, n_in: u64, n_out: u64, secs: f
 }
 
 /// The limits of `--memory-limit`.
-fn limits(c: &Common) -> engine::Limits {
-    engine::Limits {
-        memory: c.memory_limit.unwrap_or(engine::DEFAULT_MEMORY_LIMIT),
-    }
+fn limits(c: &Common) -> Limits {
+    Limits::default().with_memory(c.memory_limit.unwrap_or(fade::DEFAULT_MEMORY_LIMIT))
 }
 
 /// Counts bytes read.
@@ -809,23 +807,25 @@ fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
 }
 
 fn test(e: &End, c: &Common) -> Result<()> {
-    let mut r = open_compressed(e)?;
+    let r = open_compressed(e)?;
     let pb = progress_bar(None, c.quiet, &e.name());
-    let sum = engine::decompress_with(
-        &mut r,
-        &mut std::io::sink(),
-        &device(&c.device)?,
-        &limits(c),
-        &mut |n| pb.inc(n),
-    )
-    .with_context(|| e.name())?;
+    let progress = {
+        let pb = pb.clone();
+        move |n| pb.inc(n)
+    };
+    let mut dec = Decoder::with_device(r, device(&c.device)?)?
+        .with_limits(limits(c))
+        .with_progress(progress);
+    let content = std::io::copy(&mut dec, &mut std::io::sink())
+        .map_err(fade::Error::from)
+        .with_context(|| e.name())?;
     pb.finish_and_clear();
     if c.verbose {
         eprintln!(
             "{}: OK ({} bytes, {} frame(s))",
             e.name(),
-            sum.content,
-            sum.frames
+            content,
+            dec.frames()
         );
     }
     Ok(())
@@ -860,7 +860,7 @@ fn list(files: &[End]) -> Result<()> {
 
 /// (first header, frames, content bytes, compressed bytes) of one input: a
 /// regular file by seeking over block bodies, a stream by reading them.
-fn frame_summary(e: &End) -> Result<(fade::format::FrameHeader, usize, u64, u64)> {
+fn frame_summary(e: &End) -> Result<(fade::__internals::format::FrameHeader, usize, u64, u64)> {
     if let End::File(p) = e {
         if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
             let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;

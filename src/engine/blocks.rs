@@ -14,9 +14,9 @@
 //! held at once, and [`Limits`] counts one model per thread.
 
 use super::{compress_slice, decompress_with, FrameSpan, Limits, Summary};
+use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::preset::Preset;
-use candle_core::Device;
 use crossbeam_channel::{bounded, select, unbounded, Receiver};
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -68,12 +68,13 @@ pub fn compress_blocks<R: Read + Send, W: Write>(
     mut input: R,
     mut out: W,
     preset: &Preset,
-    device: &Device,
+    device: Device,
     limits: &Limits,
     size: Option<u64>,
     par: Parallel,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
+    let device = &device.open()?;
     let block = par.block_size;
     // The model of a full block; a shorter last block only needs less.
     let per_model = if block < preset.segment as usize {
@@ -218,11 +219,12 @@ pub fn decompress_frames<W: Write>(
     spans: &[FrameSpan],
     fetch: &(dyn Fn(u64, usize) -> std::io::Result<Vec<u8>> + Sync),
     out: &mut W,
-    device: &Device,
+    device: Device,
     limits: &Limits,
     threads: usize,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
+    let device = &device.open()?;
     let workers = frame_workers(spans, limits, threads);
     let mut sum = Summary::default();
     let stop = AtomicBool::new(false);

@@ -25,18 +25,20 @@ use lanes::Layout;
 use std::io::{Read, Seek, SeekFrom, Write};
 use xxhash_rust::xxh3::Xxh3;
 
-/// The fingerprint of `p`'s arithmetic on `device` (see [`Predictor::fingerprint`]).
+/// The fingerprint of `p`'s arithmetic on `device` (see `Predictor::fingerprint`).
 pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
     Predictor::fingerprint(p, device)
 }
 
-/// The memory limit without `--memory-limit`: 4 GiB. Every built-in preset,
+/// The default memory limit (of [`Limits::default`], and of the `fade`
+/// command without `--memory-limit`): 4 GiB. Every built-in preset,
 /// with the lanes fade gives it by default, needs well under this (the largest,
 /// `paper`, about 1.2 GiB by [`Preset::memory_needed`]).
 pub const DEFAULT_MEMORY_LIMIT: u64 = 4 << 30;
 
 /// What the caller lets coding use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Bytes of memory a frame may need ([`Preset::memory_needed`]); a frame
     /// needing more is refused before anything is allocated.
@@ -52,6 +54,14 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// These limits with at most `bytes` of memory per frame.
+    pub fn with_memory(self, bytes: u64) -> Self {
+        Self {
+            memory: bytes,
+            ..self
+        }
+    }
+
     /// Refuses `p` if coding with it would need more memory than allowed.
     pub fn check(&self, p: &Preset) -> Result<()> {
         self.check_many(p, 1)
@@ -157,6 +167,11 @@ impl<W: Write> Compressor<W> {
         } else {
             format::write_model_block(&mut self.out, data.len() as u32, tail, &streams)
         }
+    }
+
+    /// The writer, with everything written to it so far.
+    pub fn writer(&mut self) -> &mut W {
+        &mut self.out
     }
 
     /// Writes the end block (length and content checksum) and returns the writer.
@@ -314,15 +329,77 @@ pub fn decompress_with<R: Read, W: Write>(
     limits: &Limits,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Summary> {
-    let mut sum = Summary::default();
-    while let Some(header) = next_header(input, sum.frames)? {
-        limits.check(&header.preset)?;
-        let n = decode_frame(&header, input, out, device, progress)?;
-        sum.content = sum.content.checked_add(n).ok_or(TOTAL_OVERFLOW)?;
-        sum.frames += 1;
-        sum.first.get_or_insert(header);
+    let mut frames = StreamDecoder::new(device.clone(), *limits);
+    while let Some(data) = frames.next_segment(input, progress)? {
+        out.write_all(&data)?;
     }
-    Ok(sum)
+    Ok(frames.into_summary())
+}
+
+/// Decodes any number of concatenated frames, a segment at a time: the one
+/// decoder behind [`decompress_with`] and [`crate::Decoder`].
+pub struct StreamDecoder {
+    device: Device,
+    limits: Limits,
+    frame: Option<FrameDecoder>,
+    summary: Summary,
+}
+
+impl StreamDecoder {
+    /// A decoder whose model runs on `device`, within `limits`.
+    pub fn new(device: Device, limits: Limits) -> Self {
+        Self {
+            device,
+            limits,
+            frame: None,
+            summary: Summary::default(),
+        }
+    }
+
+    /// The limits later frames are checked against.
+    pub fn set_limits(&mut self, limits: Limits) {
+        self.limits = limits;
+    }
+
+    /// The next segment of content (never empty), or `None` at the clean end
+    /// of the input after the last frame. Every frame's length and checksum are
+    /// verified before its end is passed; bytes after the last frame that do
+    /// not start another are an error, and so is an input with no frame.
+    pub fn next_segment<R: Read>(
+        &mut self,
+        input: &mut R,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Option<Vec<u8>>> {
+        loop {
+            let frame = match &mut self.frame {
+                Some(f) => f,
+                None => match next_header(input, self.summary.frames)? {
+                    None => return Ok(None),
+                    Some(h) => self
+                        .frame
+                        .insert(FrameDecoder::new(h, &self.device, &self.limits)?),
+                },
+            };
+            if let Some(data) = frame.next_segment(input, progress)? {
+                return Ok(Some(data));
+            }
+            let done = self.frame.take().expect("a frame was being decoded");
+            let sum = &mut self.summary;
+            sum.content = sum.content.checked_add(done.total).ok_or(TOTAL_OVERFLOW)?;
+            sum.frames += 1;
+            sum.first.get_or_insert(done.header);
+        }
+    }
+
+    /// What the frames decoded so far held.
+    pub fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// What the frames decoded held.
+    pub fn into_summary(self) -> Summary {
+        self.summary
+    }
 }
 
 /// Reads the next frame header; `None` at a clean end after at least one frame.
@@ -341,32 +418,53 @@ fn next_header<R: Read>(input: &mut R, frames_read: usize) -> Result<Option<Fram
     }
 }
 
-fn decode_frame<R: Read, W: Write>(
-    h: &FrameHeader,
-    input: &mut R,
-    out: &mut W,
-    device: &Device,
-    progress: &mut dyn FnMut(u64),
-) -> Result<u64> {
-    let p = &h.preset;
-    let class = device_class(device);
-    if class != h.device || fingerprint(p, device)? != h.fingerprint {
-        return Err(Error::Device(format!(
-            "this {} computes differently from the {} that wrote the file; decompress on the same kind of {} (and build) as the encoder",
-            device_name(class),
-            device_name(h.device),
-            device_name(h.device)
-        )));
+/// Decodes the blocks of one frame, a segment at a time.
+pub struct FrameDecoder {
+    header: FrameHeader,
+    predictor: Predictor,
+    hasher: Xxh3,
+    total: u64,
+}
+
+impl FrameDecoder {
+    /// Checks the frame's memory needs against `limits` and the encoder's
+    /// arithmetic against `device`'s, both before any model work, then builds
+    /// the predictor.
+    pub fn new(header: FrameHeader, device: &Device, limits: &Limits) -> Result<Self> {
+        let p = &header.preset;
+        limits.check(p)?;
+        let class = device_class(device);
+        if class != header.device || fingerprint(p, device)? != header.fingerprint {
+            return Err(Error::Device(format!(
+                "this {} computes differently from the {} that wrote the file; decompress on the same kind of {} (and build) as the encoder",
+                device_name(class),
+                device_name(header.device),
+                device_name(header.device)
+            )));
+        }
+        let predictor = Predictor::new(p, device)?;
+        Ok(Self {
+            header,
+            predictor,
+            hasher: Xxh3::new(),
+            total: 0,
+        })
     }
-    let mut predictor = Predictor::new(p, device)?;
-    let mut hasher = Xxh3::new();
-    let mut total = 0u64;
-    loop {
+
+    /// The next segment of the frame (never empty), or `None` once its end
+    /// block is read and the length and content checksum are verified.
+    pub fn next_segment<R: Read>(
+        &mut self,
+        input: &mut R,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<Option<Vec<u8>>> {
+        let h = &self.header;
+        let p = &h.preset;
         let data = match format::read_block(input, h)? {
             Block::Stored(data) => {
                 let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
                 if lay.lane_len > 0 {
-                    lanes::train_only(&mut predictor, lay, &data[..lay.body()], progress)?;
+                    lanes::train_only(&mut self.predictor, lay, &data[..lay.body()], progress)?;
                 }
                 progress((data.len() - lay.body()) as u64);
                 data
@@ -379,7 +477,7 @@ fn decode_frame<R: Read, W: Write>(
                 let lay = Layout::new(seg_len, p.lanes as usize, p.context as usize);
                 let mut buf = vec![0u8; seg_len];
                 lanes::decode(
-                    &mut predictor,
+                    &mut self.predictor,
                     lay,
                     &streams,
                     &mut buf[..lay.body()],
@@ -389,21 +487,21 @@ fn decode_frame<R: Read, W: Write>(
                 progress(tail.len() as u64);
                 buf
             }
-            Block::End { total: t, content } => {
-                if t != total || h.content_size.is_some_and(|n| n != total) {
+            Block::End { total, content } => {
+                if total != self.total || h.content_size.is_some_and(|n| n != total) {
                     return Err(Error::Corrupt(
                         "content length differs from the frame's record",
                     ));
                 }
-                if h.content_check && content != Some(hasher.digest()) {
+                if h.content_check && content != Some(self.hasher.digest()) {
                     return Err(Error::ChecksumMismatch);
                 }
-                return Ok(total);
+                return Ok(None);
             }
         };
-        hasher.update(&data);
-        total += data.len() as u64;
-        out.write_all(&data)?;
+        self.hasher.update(&data);
+        self.total += data.len() as u64;
+        Ok(Some(data))
     }
 }
 

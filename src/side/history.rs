@@ -76,15 +76,6 @@ impl History {
     pub fn steps(&self) -> usize {
         self.steps
     }
-
-    /// The end of the window: positions below `end - ring size` are gone.
-    pub fn end(&self) -> u64 {
-        self.base + self.lay.body() as u64
-    }
-
-    pub fn ring_size(&self) -> u64 {
-        self.mask + 1
-    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ pub fn fails_with(out: &Output, needle: &str) {
 
 /// Pseudo-random bytes (SplitMix64).
 pub fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut g = fade::rng::SplitMix64::new(seed);
+    let mut g = fade::__internals::rng::SplitMix64::new(seed);
     (0..n).map(|_| g.next_u64() as u8).collect()
 }
 
