@@ -475,7 +475,7 @@ impl Preset {
     }
 
     /// Every decoding parameter, as [`Preset::write_to`] lays them out.
-    pub fn encoded(&self) -> Vec<u8> {
+    pub(crate) fn encoded(&self) -> Vec<u8> {
         let mut v = Vec::new();
         self.write_to(&mut v);
         v
