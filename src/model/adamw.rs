@@ -168,6 +168,11 @@ impl AdamW {
             let moments = match state {
                 State::Host(moments) => &*moments,
                 State::Device { m, v } => {
+                    // candle leaves a parameter's gradient attached to the
+                    // step's graph. Moments built from it would hold every
+                    // step's graph alive, one after another: device memory
+                    // grew by gigabytes a second on a GPU until it ran out.
+                    let g = g.detach();
                     let (b1, b2) = (self.b1 as f64, self.b2 as f64);
                     *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
                     *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
@@ -239,6 +244,12 @@ mod tests {
                 let vh = v[i] / (1.0 - 0.999f64.powi(t));
                 expect[i] = expect[i] * (1.0 - p.lr as f64 * p.weight_decay as f64)
                     - p.lr as f64 * mh / (vh.sqrt() + 1e-8);
+            }
+        }
+        // The moments carry no graph: each step's would stay alive otherwise.
+        for s in &opt.state {
+            if let State::Device { m, v } = s {
+                assert!(!m.track_op() && !v.track_op(), "moments keep the graph");
             }
         }
         let got = var.as_tensor().to_vec1::<f32>().unwrap();
