@@ -168,7 +168,13 @@ impl<W: Write> Encoder<W> {
                 (self.preset.clone(), self.size)
             };
             self.limits.check(&preset)?;
-            self.frame = Some(Compressor::new(&preset, &self.device, Vec::new(), size)?);
+            self.frame = Some(Compressor::new(
+                &preset,
+                &self.device,
+                Vec::new(),
+                size,
+                &self.pending,
+            )?);
         }
         let frame = self.frame.as_mut().expect("started above");
         let mut quiet = |_| {};

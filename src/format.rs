@@ -6,7 +6,8 @@
 //! header  = magic[4] = 89 'F' 'D' 'E'   (non-text first byte, like PNG)
 //!           version u8 = 2
 //!           flags u8                     bit 0: content checksum present; bit 1: built-in
-//!                                        preset by level; bit 2: content size present
+//!                                        preset by level; bit 2: content size present;
+//!                                        bit 3: blocks hold the content through the x86 filter
 //!           params_len varint
 //!           params[params_len]           preset (every value, Preset::write_to; or level u8,
 //!                                        lanes varint, stats_bits u8, match_bits u8,
@@ -37,7 +38,9 @@ const FLAG_CONTENT_CHECK: u8 = 1;
 const FLAG_BUILTIN: u8 = 2;
 /// `params` ends with the content length.
 const FLAG_CONTENT_SIZE: u8 = 4;
-const KNOWN_FLAGS: u8 = FLAG_CONTENT_CHECK | FLAG_BUILTIN | FLAG_CONTENT_SIZE;
+/// Flag bit 3: blocks carry the content through the x86 filter (`crate::filter`).
+const FLAG_X86: u8 = 8;
+const KNOWN_FLAGS: u8 = FLAG_CONTENT_CHECK | FLAG_BUILTIN | FLAG_CONTENT_SIZE | FLAG_X86;
 /// Longest `params` a header may declare: a custom preset takes about 100
 /// bytes and a name at most 32, so anything longer is not a fade header.
 const MAX_PARAMS_LEN: u64 = 1024;
@@ -73,6 +76,9 @@ pub struct FrameHeader {
     /// or a pipe shorter than one segment): progress bars get a total, and the
     /// decoder checks the end block against it.
     pub content_size: Option<u64>,
+    /// Whether the blocks hold the content through the x86 filter
+    /// (`crate::filter`), which the decoder undoes.
+    pub x86: bool,
 }
 
 fn read_exact(r: &mut impl Read, buf: &mut [u8]) -> Result<()> {
@@ -144,6 +150,9 @@ impl FrameHeader {
         }
         if self.content_check {
             flags |= FLAG_CONTENT_CHECK;
+        }
+        if self.x86 {
+            flags |= FLAG_X86;
         }
         let mut buf = MAGIC.to_vec();
         buf.push(VERSION);
@@ -235,6 +244,7 @@ impl FrameHeader {
             device,
             fingerprint,
             content_size,
+            x86: flags & FLAG_X86 != 0,
         })
     }
 }
@@ -481,6 +491,7 @@ mod tests {
             device: DeviceClass::Cpu,
             fingerprint: 0x1234_5678_9abc_def0,
             content_size: Some(123_456),
+            x86: false,
         }
     }
 
@@ -496,6 +507,13 @@ mod tests {
         let mut h = read_header(&buf).unwrap();
         h.preset.description = header().preset.description;
         assert_eq!(h, header());
+        let x86 = FrameHeader {
+            x86: true,
+            ..header()
+        };
+        buf.clear();
+        x86.write(&mut buf).unwrap();
+        assert!(read_header(&buf).unwrap().x86);
     }
 
     #[test]

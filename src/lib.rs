@@ -86,6 +86,7 @@ mod device;
 mod encoder;
 mod engine;
 mod error;
+mod filter;
 mod format;
 mod layout;
 mod math;

@@ -255,3 +255,39 @@ fn a_pledged_size_is_recorded_and_enforced() {
         );
     }
 }
+
+/// x86-like input (calls to a few targets from everywhere, over three
+/// segments of tiny-side) sets the x86 filter's header flag and round-trips;
+/// text does not set the flag.
+#[test]
+fn machine_code_goes_through_the_x86_filter() {
+    use fade::__internals::format::FrameHeader;
+    let side = Preset::parse(include_str!("data/tiny-side.toml")).unwrap();
+    let mut g = fade::__internals::rng::SplitMix64::new(3);
+    let mut code = Vec::new();
+    while code.len() < 10_000 {
+        // A few bytes of other instructions, then `call target`, with the
+        // displacement relative to the end of the instruction.
+        for _ in 0..g.next_u64() % 12 {
+            code.push([0x8B, 0x45, 0x89, 0x5D, 0x83, 0xC4][(g.next_u64() % 6) as usize]);
+        }
+        let target = [0x1000i64, 0x2340, 0x5000, 0x7777][(g.next_u64() % 4) as usize];
+        let rel = (target - (code.len() as i64 + 5)) as i32;
+        code.push(0xE8);
+        code.extend_from_slice(&rel.to_le_bytes());
+    }
+    let pack = |data: &[u8]| {
+        let mut enc = Encoder::with_preset(Vec::new(), &side, Device::Cpu).unwrap();
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    };
+    let flag = |packed: &[u8]| {
+        FrameHeader::read_after(packed[0], &mut &packed[1..])
+            .unwrap()
+            .x86
+    };
+    let packed = pack(&code);
+    assert!(flag(&packed), "x86 filter not chosen");
+    assert_eq!(fade::decompress(&packed).unwrap(), code);
+    assert!(!flag(&pack(&text(10_000))));
+}

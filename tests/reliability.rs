@@ -139,6 +139,7 @@ fn header_with(preset: &fade::Preset, fingerprint: u64) -> Vec<u8> {
         device: fade::__internals::format::DeviceClass::Cpu,
         fingerprint,
         content_size: None,
+        x86: false,
     }
     .write(&mut v)
     .unwrap();

@@ -16,6 +16,7 @@ pub mod blocks;
 pub mod lanes;
 
 use crate::error::{Error, Result};
+use crate::filter;
 use crate::format::{self, Block, BlockHead, DeviceClass, FrameHeader};
 use crate::predictor::Predictor;
 use crate::preset::Preset;
@@ -104,18 +105,26 @@ pub struct Compressor<W: Write> {
     total: u64,
     /// The length promised in the header, if any.
     promised: Option<u64>,
+    /// Segments go through the x86 filter before coding.
+    x86: bool,
 }
 
 impl<W: Write> Compressor<W> {
     /// Builds the predictor and writes the frame header. `content_size`, when
     /// given, goes into the header, and [`Compressor::finish`] fails with
-    /// [`Error::InputChanged`] if the segments do not add up to it.
+    /// [`Error::InputChanged`] if the segments do not add up to it. `first`
+    /// is the first segment (or all there is): it decides whether the frame
+    /// uses the x86 filter.
     pub fn new(
         preset: &Preset,
         device: &Device,
         mut out: W,
         content_size: Option<u64>,
+        first: &[u8],
     ) -> Result<Self> {
+        // The filter is preprocessing for the hybrid presets; `paper` and
+        // other pure networks stay the paper's model on the bytes as they are.
+        let x86 = preset.has_side_models() && filter::looks_like_x86(first);
         // The canary first: it is dropped before the real model is built,
         // so the two never take memory at the same time.
         let header = FrameHeader {
@@ -124,6 +133,7 @@ impl<W: Write> Compressor<W> {
             device: device_class(device),
             fingerprint: fingerprint(preset, device)?,
             content_size,
+            x86,
         };
         let predictor = Predictor::new(preset, device)?;
         header.write(&mut out)?;
@@ -134,6 +144,7 @@ impl<W: Write> Compressor<W> {
             hasher: Xxh3::new(),
             total: 0,
             promised: content_size,
+            x86,
         })
     }
 
@@ -148,6 +159,17 @@ impl<W: Write> Compressor<W> {
         }
         self.hasher.update(data);
         self.total += data.len() as u64;
+        let filtered;
+        let data = if self.x86 {
+            filtered = {
+                let mut v = data.to_vec();
+                filter::encode(&mut v);
+                v
+            };
+            &filtered[..]
+        } else {
+            data
+        };
         let lay = Layout::new(
             data.len(),
             self.preset.lanes as usize,
@@ -267,7 +289,7 @@ pub fn compress_reader_with<R: Read + Send, W: Write>(
             (preset.clone(), size)
         };
         limits.check(&preset)?;
-        let mut c = Compressor::new(&preset, device, out, size)?;
+        let mut c = Compressor::new(&preset, device, out, size, &first)?;
         c.segment(&first, progress)?;
         for msg in rx.iter() {
             c.segment(&msg?, progress)?;
@@ -289,7 +311,8 @@ pub fn compress_slice<W: Write>(
     } else {
         preset.clone()
     };
-    let mut c = Compressor::new(&preset, device, out, Some(data.len() as u64))?;
+    let first = &data[..data.len().min(preset.segment as usize)];
+    let mut c = Compressor::new(&preset, device, out, Some(data.len() as u64), first)?;
     for chunk in data.chunks(preset.segment as usize) {
         c.segment(chunk, progress)?;
     }
@@ -460,7 +483,7 @@ impl FrameDecoder {
     ) -> Result<Option<Vec<u8>>> {
         let h = &self.header;
         let p = &h.preset;
-        let data = match format::read_block(input, h)? {
+        let mut data = match format::read_block(input, h)? {
             Block::Stored(data) => {
                 let lay = Layout::new(data.len(), p.lanes as usize, p.context as usize);
                 if lay.lane_len > 0 {
@@ -499,6 +522,9 @@ impl FrameDecoder {
                 return Ok(None);
             }
         };
+        if h.x86 {
+            filter::decode(&mut data);
+        }
         self.hasher.update(&data);
         self.total += data.len() as u64;
         Ok(Some(data))
