@@ -80,10 +80,10 @@ mod tests {
             for density in [2u64, 5, 50] {
                 let mut v: Vec<u8> = (0..n).map(|_| g.next_u64() as u8).collect();
                 for i in 0..n {
-                    if g.next_u64() % density == 0 {
-                        v[i] = if g.next_u64() % 2 == 0 { 0xE8 } else { 0xE9 };
+                    if g.next_u64().is_multiple_of(density) {
+                        v[i] = if g.next_u64().is_multiple_of(2) { 0xE8 } else { 0xE9 };
                         if i + 4 < n {
-                            v[i + 4] = if g.next_u64() % 2 == 0 { 0 } else { 0xFF };
+                            v[i + 4] = if g.next_u64().is_multiple_of(2) { 0 } else { 0xFF };
                         }
                     }
                 }
