@@ -54,6 +54,7 @@ fn header() -> &'static [u8] {
             device: DeviceClass::Cpu,
             fingerprint,
             content_size: None,
+            x86: false,
         }
         .write(&mut v)
         .unwrap();
@@ -124,6 +125,7 @@ fn hostile(mut rest: &[u8]) -> Vec<u8> {
         device: DeviceClass::Cpu,
         fingerprint,
         content_size: None,
+        x86: false,
     }
     .write(&mut v)
     .unwrap();

@@ -59,9 +59,16 @@ fuzz_target!(|data: &[u8]| {
         data,
         step: step as usize % 61 + 1,
     };
-    let b = engine::compress_reader(r, Vec::new(), &p, &dev, &mut |_| {}).unwrap();
+    // Both record the length in the header (the slice knows it; the reader is
+    // told it, as the command does for a regular file).
+    let size = Some(data.len() as u64);
+    let limits = fade::Limits::default();
+    let b = engine::compress_reader_with(r, Vec::new(), &p, &dev, &limits, size, &mut |_| {})
+        .unwrap();
     assert!(a == b, "slice and reader frames differ");
-    let mut enc = fade::Encoder::with_preset(Vec::new(), &p, fade::Device::Cpu).unwrap();
+    let mut enc = fade::Encoder::with_preset(Vec::new(), &p, fade::Device::Cpu)
+        .unwrap()
+        .with_size(data.len() as u64);
     for chunk in data.chunks(step as usize % 61 + 1) {
         enc.write_all(chunk).unwrap();
     }
