@@ -21,9 +21,9 @@ use std::path::PathBuf;
 /// "Results"), so nobody waits a minute per MB without being told.
 const LEVELS: &str = "\
 Levels (compression speed on one core of a 2-core Xeon; decompression is about 10% slower):
-  -1  fast      41 KB/s    quick set 5.00:1
+  -1  fast      41 KB/s    quick set 5.14:1
   -2  medium   ~23 KB/s
-  -3  default   17 KB/s    quick set 5.11:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
+  -3  default   17 KB/s    quick set 5.25:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
   -4  strong   5.5 KB/s
   -5  paper    0.6 KB/s    the paper's pure network, for GPUs
 -T N codes blocks on N cores (see README, \"Many cores\").";
