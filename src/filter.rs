@@ -81,9 +81,17 @@ mod tests {
                 let mut v: Vec<u8> = (0..n).map(|_| g.next_u64() as u8).collect();
                 for i in 0..n {
                     if g.next_u64().is_multiple_of(density) {
-                        v[i] = if g.next_u64().is_multiple_of(2) { 0xE8 } else { 0xE9 };
+                        v[i] = if g.next_u64().is_multiple_of(2) {
+                            0xE8
+                        } else {
+                            0xE9
+                        };
                         if i + 4 < n {
-                            v[i + 4] = if g.next_u64().is_multiple_of(2) { 0 } else { 0xFF };
+                            v[i + 4] = if g.next_u64().is_multiple_of(2) {
+                                0
+                            } else {
+                                0xFF
+                            };
                         }
                     }
                 }

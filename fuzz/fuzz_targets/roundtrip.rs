@@ -63,8 +63,8 @@ fuzz_target!(|data: &[u8]| {
     // told it, as the command does for a regular file).
     let size = Some(data.len() as u64);
     let limits = fade::Limits::default();
-    let b = engine::compress_reader_with(r, Vec::new(), &p, &dev, &limits, size, &mut |_| {})
-        .unwrap();
+    let b =
+        engine::compress_reader_with(r, Vec::new(), &p, &dev, &limits, size, &mut |_| {}).unwrap();
     assert!(a == b, "slice and reader frames differ");
     let mut enc = fade::Encoder::with_preset(Vec::new(), &p, fade::Device::Cpu)
         .unwrap()
