@@ -41,14 +41,16 @@ fn stream_and_file_inputs_give_the_same_frame_but_for_the_length() {
     let dir = tempfile::tempdir().unwrap();
     let data = text(9000); // several 4096-byte segments of the tiny preset
     let f = dir.path().join("f");
-    std::fs::write(&f, &data).unwrap();
-    let from_file = ok(fade(&[
-        "compress",
-        "-c",
-        "-p",
-        &tiny(),
-        f.to_str().unwrap(),
-    ]));
+    let from_file = |content: &[u8]| {
+        std::fs::write(&f, content).unwrap();
+        ok(fade(&[
+            "compress",
+            "-c",
+            "-p",
+            &tiny(),
+            f.to_str().unwrap(),
+        ]))
+    };
     let from_pipe = ok(piped(&["compress", "-p", &tiny()], &data));
     // The same frame, but a file's length is known at the start and goes
     // into the header (zstd does the same), a pipe's is not.
@@ -57,22 +59,17 @@ fn stream_and_file_inputs_give_the_same_frame_but_for_the_length() {
         let h = fade::__internals::format::FrameHeader::read_after(v[0], &mut rest).unwrap();
         (h, rest.to_vec())
     };
-    let (hf, body_f) = split(&from_file);
+    let (hf, body_f) = split(&from_file(&data));
     let (hp, body_p) = split(&from_pipe);
     assert_eq!(body_f, body_p);
     assert_eq!((hf.content_size, hp.content_size), (Some(9000), None));
     assert_eq!((hf.preset, hf.fingerprint), (hp.preset, hp.fingerprint));
     // Shorter than a segment, a pipe's length is known too: identical.
     let short = &data[..3000];
-    std::fs::write(&f, short).unwrap();
-    let from_file = ok(fade(&[
-        "compress",
-        "-c",
-        "-p",
-        &tiny(),
-        f.to_str().unwrap(),
-    ]));
-    assert_eq!(from_file, ok(piped(&["compress", "-p", &tiny()], short)));
+    assert_eq!(
+        from_file(short),
+        ok(piped(&["compress", "-p", &tiny()], short))
+    );
 }
 
 #[test]
