@@ -50,7 +50,8 @@ enum State {
 pub struct Decoder<R> {
     input: BufReader<R>,
     frames: StreamDecoder,
-    progress: Option<Progress>,
+    /// Told of progress; does nothing unless `with_progress` set it.
+    progress: Progress,
     /// The segment being served, and how much of it was read.
     segment: Vec<u8>,
     pos: usize,
@@ -73,7 +74,7 @@ impl<R: Read> Decoder<R> {
         Self {
             input: BufReader::with_capacity(1 << 16, input),
             frames: StreamDecoder::new(device, Limits::default()),
-            progress: None,
+            progress: Box::new(|_| {}),
             segment: Vec::new(),
             pos: 0,
             state: State::Running,
@@ -90,7 +91,7 @@ impl<R: Read> Decoder<R> {
     /// Calls `f` with the number of bytes decoded, many times per segment
     /// (once per model step), on the thread that reads.
     pub fn with_progress(mut self, f: impl FnMut(u64) + Send + 'static) -> Self {
-        self.progress = Some(Box::new(f));
+        self.progress = Box::new(f);
         self
     }
 
@@ -124,12 +125,10 @@ impl<R: Read> BufRead for Decoder<R> {
                     ))
                 }
             }
-            let mut quiet = |_| {};
-            let progress: &mut dyn FnMut(u64) = match &mut self.progress {
-                Some(f) => f,
-                None => &mut quiet,
-            };
-            match self.frames.next_segment(&mut self.input, progress) {
+            match self
+                .frames
+                .next_segment(&mut self.input, &mut *self.progress)
+            {
                 Ok(Some(data)) => self.segment = data,
                 Ok(None) => {
                     self.state = State::Done;

@@ -47,7 +47,8 @@ pub struct Encoder<W: Write> {
     preset: Preset,
     device: candle_core::Device,
     limits: Limits,
-    progress: Option<Progress>,
+    /// Told of progress; does nothing unless `with_progress` set it.
+    progress: Progress,
     /// The input's length, if the caller pledged it ([`Encoder::with_size`]).
     size: Option<u64>,
     /// Input not coded yet: less than one segment.
@@ -76,7 +77,7 @@ impl<W: Write> Encoder<W> {
             preset: preset.clone(),
             device: device.open()?,
             limits: Limits::default(),
-            progress: None,
+            progress: Box::new(|_| {}),
             size: None,
             pending: Vec::new(),
             frame: None,
@@ -108,7 +109,7 @@ impl<W: Write> Encoder<W> {
     /// Calls `f` with the number of input bytes coded, many times per segment
     /// (once per model step), on the thread that writes.
     pub fn with_progress(mut self, f: impl FnMut(u64) + Send + 'static) -> Self {
-        self.progress = Some(Box::new(f));
+        self.progress = Box::new(f);
         self
     }
 
@@ -177,12 +178,7 @@ impl<W: Write> Encoder<W> {
             )?);
         }
         let frame = self.frame.as_mut().expect("started above");
-        let mut quiet = |_| {};
-        let progress: &mut dyn FnMut(u64) = match &mut self.progress {
-            Some(f) => f,
-            None => &mut quiet,
-        };
-        frame.segment(&self.pending, progress)?;
+        frame.segment(&self.pending, &mut *self.progress)?;
         self.pending.clear();
         let bytes = frame.writer();
         self.out.write_all(bytes)?;
