@@ -172,6 +172,7 @@ impl<W: Write> Encoder<W> {
             self.frame = Some(Compressor::new(
                 &preset,
                 &self.device,
+                &self.limits,
                 Vec::new(),
                 size,
                 &self.pending,

@@ -91,6 +91,7 @@ mod format;
 mod layout;
 mod math;
 mod model;
+mod par;
 mod predictor;
 mod preset;
 mod rng;

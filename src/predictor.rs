@@ -68,12 +68,20 @@ pub struct Predictor {
     quantiser: Quantiser,
     /// The forward pass of the step predicted last, until it is learned.
     pending: Option<Step>,
+    /// The threads the model's kernels share.
+    pool: crate::par::Pool,
 }
 
 impl Predictor {
-    /// A fresh predictor for `p` on `dev` (weights from `p.seed`).
-    pub fn new(p: &Preset, dev: &Device) -> Result<Self> {
-        Self::with_quantiser(p, dev, Quantiser::for_device(dev))
+    /// A fresh predictor for `p` on `dev` (weights from `p.seed`), its CPU
+    /// kernels split over `threads` threads (the output is the same for any
+    /// number).
+    pub fn new(p: &Preset, dev: &Device, threads: usize) -> Result<Self> {
+        let mut pred = Self::with_quantiser(p, dev, Quantiser::for_device(dev))?;
+        if dev.is_cpu() {
+            pred.pool = crate::par::Pool::new(threads);
+        }
+        Ok(pred)
     }
 
     /// A predictor whose tables are built by `quantiser` (tests run the
@@ -84,6 +92,7 @@ impl Predictor {
             side: Side::new(p),
             quantiser,
             pending: None,
+            pool: crate::par::Pool::new(1),
         })
     }
 
@@ -112,7 +121,8 @@ impl Predictor {
     /// The tables of the next step from every lane's context (B rows of T bytes).
     pub fn predict(&mut self, ctx: &[u8]) -> Result<Arc<Tables>> {
         let side = self.side.as_mut().map(Side::predict);
-        let step = self.model.forward(ctx, side)?;
+        let model = &self.model;
+        let step = self.pool.run(|| model.forward(ctx, side))?;
         let probs = match self.quantiser {
             Quantiser::Host => Probs::Logits(step.logits()?),
             Quantiser::Device => Probs::Floors(step.floors()?),
@@ -127,7 +137,8 @@ impl Predictor {
             .pending
             .take()
             .ok_or(Error::Internal("learn without a prediction"))?;
-        self.model.learn(step, targets)?;
+        let model = &mut self.model;
+        self.pool.run(|| model.learn(step, targets))?;
         if let Some(s) = &mut self.side {
             s.learn(targets);
         }
@@ -144,7 +155,7 @@ impl Predictor {
     pub fn fingerprint(p: &Preset, dev: &Device) -> Result<u64> {
         let mut canary = p.fitted(0);
         canary.lanes = p.lanes.min(3);
-        let mut pred = Predictor::new(&canary, dev)?;
+        let mut pred = Predictor::new(&canary, dev, 1)?;
         let (b, t) = (canary.lanes as usize, canary.context as usize);
         pred.begin_segment(&Layout::new(b * 3, b, t));
         let mut g = SplitMix64::new(0xFADE_F1A6);

@@ -291,3 +291,27 @@ fn machine_code_goes_through_the_x86_filter() {
     assert_eq!(fade::decompress(&packed).unwrap(), code);
     assert!(!flag(&pack(&text(10_000))));
 }
+
+/// The threads a model's kernels are split over never change a bit: level 1
+/// (products large enough to be split) gives the same frame on 1 and 3
+/// threads, and it decodes on 2.
+#[test]
+fn kernel_threads_never_change_the_output() {
+    let data = text(3000);
+    let mut packed = Vec::new();
+    for threads in [1, 3] {
+        let mut enc = Encoder::new(Vec::new(), 1)
+            .unwrap()
+            .with_limits(Limits::default().with_threads(threads));
+        enc.write_all(&data).unwrap();
+        packed.push(enc.finish().unwrap());
+    }
+    assert!(
+        packed[0] == packed[1],
+        "1 and 3 threads gave different frames"
+    );
+    let mut dec = Decoder::new(&packed[1][..]).with_limits(Limits::default().with_threads(2));
+    let mut out = Vec::new();
+    dec.read_to_end(&mut out).unwrap();
+    assert!(out == data);
+}

@@ -79,9 +79,9 @@ fn reader_and_slice_paths_write_identical_frames() {
     let p = tiny();
     let data: Vec<u8> = (0..9000u32).map(|i| (i * 7 % 13) as u8).collect();
     let cpu = candle_core::Device::Cpu;
-    let a = engine::compress_slice(&data, Vec::new(), &p, &cpu, &mut |_| {}).unwrap();
-    let size = Some(data.len() as u64);
     let limits = fade::Limits::default();
+    let a = engine::compress_slice(&data, Vec::new(), &p, &cpu, &limits, &mut |_| {}).unwrap();
+    let size = Some(data.len() as u64);
     let b =
         engine::compress_reader_with(&data[..], Vec::new(), &p, &cpu, &limits, size, &mut |_| {})
             .unwrap();

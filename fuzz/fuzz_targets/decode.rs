@@ -68,8 +68,9 @@ fn sample() -> &'static (Vec<u8>, usize) {
     S.get_or_init(|| {
         let preset = Preset::parse(TINY).unwrap();
         let text = b"fuzzing the fade decoder, one lane at a time. ".repeat(12);
-        let frame =
-            engine::compress_slice(&text, Vec::new(), &preset, &Device::Cpu, &mut |_| {}).unwrap();
+        let limits = fade::Limits::default();
+        let frame = engine::compress_slice(&text, Vec::new(), &preset, &Device::Cpu, &limits, &mut |_| {})
+            .unwrap();
         // header, then kind(1) seg_len(4) 4 one-byte varints check(4) tail(seg_len % 4)
         let start = header().len() + 1 + 4 + 4 + 4 + text.len() % 4;
         (frame, start)

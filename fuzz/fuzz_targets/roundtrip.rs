@@ -54,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
     let data = &data[..data.len().min(4096)];
     let p = Preset::parse(TINY).unwrap();
     let dev = Device::Cpu;
-    let a = engine::compress_slice(data, Vec::new(), &p, &dev, &mut |_| {}).unwrap();
+    let limits = fade::Limits::default();
+    let a = engine::compress_slice(data, Vec::new(), &p, &dev, &limits, &mut |_| {}).unwrap();
     let r = Trickle {
         data,
         step: step as usize % 61 + 1,
@@ -62,7 +63,6 @@ fuzz_target!(|data: &[u8]| {
     // Both record the length in the header (the slice knows it; the reader is
     // told it, as the command does for a regular file).
     let size = Some(data.len() as u64);
-    let limits = fade::Limits::default();
     let b =
         engine::compress_reader_with(r, Vec::new(), &p, &dev, &limits, size, &mut |_| {}).unwrap();
     assert!(a == b, "slice and reader frames differ");

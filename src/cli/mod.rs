@@ -87,9 +87,9 @@ pub fn run() -> Result<()> {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
         std::env::set_var("RUST_LIB_BACKTRACE", "0");
     }
-    // fade's kernels never split a product over threads (the arithmetic is
-    // part of the format); what candle still runs on its pool is data
-    // movement, cheaper on one thread. -T parallelises whole blocks instead.
+    // fade's kernels split their work over their own threads (src/par.rs),
+    // never changing a result; what candle still runs on its pool is data
+    // movement, cheaper on one thread.
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         std::env::set_var("RAYON_NUM_THREADS", "1")
     }
@@ -777,9 +777,12 @@ fn summary(mode: Mode, input: &str, output: &str, n_in: u64, n_out: u64, secs: f
     )
 }
 
-/// The limits of `--memory-limit`.
+/// The limits of `--memory-limit` and `-T` (without -T, every core: the
+/// threads never change the output).
 fn limits(c: &Common) -> Limits {
-    Limits::default().with_memory(c.memory_limit.unwrap_or(fade::DEFAULT_MEMORY_LIMIT))
+    Limits::default()
+        .with_memory(c.memory_limit.unwrap_or(fade::DEFAULT_MEMORY_LIMIT))
+        .with_threads(c.threads.unwrap_or(0))
 }
 
 /// Counts bytes read.

@@ -59,6 +59,13 @@ pub fn resolve_threads(n: usize) -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Threads for each model's kernels when `threads` threads are shared by
+/// `models` models running at once: the threads left over once every model
+/// has one (`Limits::with_threads` caps them).
+pub fn kernel_threads(threads: usize, models: usize) -> usize {
+    (threads / models.max(1)).max(1)
+}
+
 /// Compresses `input` in blocks of `par.block_size`, each its own frame, on
 /// `par.threads` workers, writing the frames in order. `size`, if known,
 /// must be what the input yields ([`Error::InputChanged`] otherwise). The
@@ -87,6 +94,8 @@ pub fn compress_blocks<R: Read + Send, W: Write>(
         None => par.threads,
     };
     limits.check_many(&per_model, workers)?;
+    let model_limits = limits.with_threads(kernel_threads(par.threads, workers));
+    let model_limits = &model_limits;
     let stop = AtomicBool::new(false);
     type Job = (Vec<u8>, crossbeam_channel::Sender<Result<Vec<u8>>>);
     let (job_tx, job_rx) = bounded::<Job>(workers);
@@ -131,7 +140,14 @@ pub fn compress_blocks<R: Read + Send, W: Write>(
                     let mut report = |n| {
                         let _ = prog_tx.send(n);
                     };
-                    let r = compress_slice(&data, Vec::new(), preset, device, &mut report);
+                    let r = compress_slice(
+                        &data,
+                        Vec::new(),
+                        preset,
+                        device,
+                        model_limits,
+                        &mut report,
+                    );
                     drop(data);
                     if tx.send(r).is_err() {
                         return;
@@ -226,6 +242,7 @@ pub fn decompress_frames<W: Write>(
 ) -> Result<Summary> {
     let device = &device.open()?;
     let workers = frame_workers(spans, limits, threads);
+    let limits = &limits.with_threads(kernel_threads(threads, workers));
     let mut sum = Summary::default();
     let stop = AtomicBool::new(false);
     type Job<'a> = (&'a FrameSpan, crossbeam_channel::Sender<Result<Vec<u8>>>);

@@ -9,10 +9,11 @@
 //! kept on the device: moving them to the host every step would cost more than
 //! the update itself.
 
+use crate::par::SharedMut;
 use crate::preset::Preset;
 use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 /// Optimizer settings and one moment pair per parameter.
 pub struct AdamW {
@@ -28,7 +29,7 @@ pub struct AdamW {
 /// One parameter's moments: host slices for the fused CPU op, or device tensors
 /// for the tensor-op path (parameters off the CPU, see `fused_kernels`).
 enum State {
-    Host(RefCell<Moments>),
+    Host(Mutex<Moments>),
     Device { m: Tensor, v: Tensor },
 }
 
@@ -38,7 +39,7 @@ struct Moments {
 }
 
 struct Update<'a> {
-    moments: &'a RefCell<Moments>,
+    moments: &'a Mutex<Moments>,
     lr: f32,
     wd: f32,
     b1: f32,
@@ -51,9 +52,28 @@ struct Update<'a> {
 
 impl Update<'_> {
     fn apply(&self, p: &mut [f32], g: &[f32]) {
-        let mut mo = self.moments.borrow_mut();
+        let mut mo = self.moments.lock().unwrap_or_else(|e| e.into_inner());
         let Moments { m, v } = &mut *mo;
-        adamw_kernel(p, g, m, v, self);
+        let n = p.len();
+        assert!(g.len() >= n && m.len() >= n && v.len() >= n);
+        // Each element's update is on its own: the threads take a range each.
+        let (pp, mp, vp) = (
+            SharedMut(p.as_mut_ptr()),
+            SharedMut(m.as_mut_ptr()),
+            SharedMut(v.as_mut_ptr()),
+        );
+        crate::par::for_ranges(n, 8, 64, |r| {
+            // SAFETY: the ranges are disjoint and inside the n elements of
+            // each buffer (asserted above).
+            let (p, m, v) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(pp.get().add(r.start), r.len()),
+                    std::slice::from_raw_parts_mut(mp.get().add(r.start), r.len()),
+                    std::slice::from_raw_parts_mut(vp.get().add(r.start), r.len()),
+                )
+            };
+            adamw_kernel(p, &g[r], m, v, self);
+        });
     }
 }
 
@@ -134,7 +154,7 @@ impl AdamW {
                 }
             } else {
                 let n = v.elem_count();
-                State::Host(RefCell::new(Moments {
+                State::Host(Mutex::new(Moments {
                     m: vec![0.0; n],
                     v: vec![0.0; n],
                 }))
@@ -272,7 +292,7 @@ mod tests {
             let (p0, gr, m0) = (vals(1.0), vals(0.01), vals(0.001));
             let v0: Vec<f32> = vals(0.0001).iter().map(|x| x * x).collect();
             let run = || {
-                let moments = RefCell::new(Moments {
+                let moments = Mutex::new(Moments {
                     m: m0.clone(),
                     v: v0.clone(),
                 });
@@ -288,7 +308,7 @@ mod tests {
                 };
                 let mut params = p0.clone();
                 u.apply(&mut params, &gr);
-                let m = moments.into_inner();
+                let m = moments.into_inner().unwrap();
                 [params, m.m, m.v].map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>())
             };
             let want = with_level(Level::Baseline, run);

@@ -3,6 +3,7 @@
 
 use super::rows::ColSum;
 use super::slice;
+use crate::par;
 use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
@@ -58,7 +59,7 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let mut y = vec![0f32; x.len()];
-        gelu_fwd(x, &mut y);
+        par::rows_mut(&mut y, 1, 24, |i, y| gelu_fwd(&x[i..i + y.len()], y));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -83,7 +84,9 @@ impl CustomOp2 for GeluBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
         let mut d = vec![0f32; x.len()];
-        gelu_bwd(x, g, &mut d);
+        par::rows_mut(&mut d, 1, 32, |i, d| {
+            gelu_bwd(&x[i..i + d.len()], &g[i..i + d.len()], d)
+        });
         Ok((CpuStorage::F32(d), l1.shape().clone()))
     }
 }
@@ -142,11 +145,14 @@ impl CustomOp2 for GeGlu {
         let (xw, b) = (slice(s1, l1)?, slice(s2, l2)?);
         let (rows, w) = l1.shape().dims2()?;
         let h = w / 2;
-        let (mut u, mut y) = (vec![0f32; w], vec![0f32; rows * h]);
-        for (xr, yr) in xw.chunks_exact(w).zip(y.chunks_exact_mut(h)) {
-            biased_row(xr, b, &mut u);
-            geglu_fwd(&u[..h], &u[h..], yr);
-        }
+        let mut y = vec![0f32; rows * h];
+        par::rows_mut(&mut y, h, 24 * h, |i, y| {
+            let mut u = vec![0f32; w];
+            for (xr, yr) in xw[i * w..].chunks_exact(w).zip(y.chunks_exact_mut(h)) {
+                biased_row(xr, b, &mut u);
+                geglu_fwd(&u[..h], &u[h..], yr);
+            }
+        });
         Ok((CpuStorage::F32(y), Shape::from((rows, h))))
     }
 
@@ -182,16 +188,19 @@ impl CustomOp3 for GeGluBwd {
         let (xw, b, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let (_, w) = l1.shape().dims2()?;
         let h = w / 2;
-        let (mut u, mut du) = (vec![0f32; w], vec![0f32; xw.len()]);
-        for ((xr, dyr), dur) in xw
-            .chunks_exact(w)
-            .zip(dy.chunks_exact(h))
-            .zip(du.chunks_exact_mut(w))
-        {
-            biased_row(xr, b, &mut u);
-            let (da, dg) = dur.split_at_mut(h);
-            geglu_bwd(&u[..h], &u[h..], dyr, da, dg);
-        }
+        let mut du = vec![0f32; xw.len()];
+        par::rows_mut(&mut du, w, 32 * w, |i, du| {
+            let mut u = vec![0f32; w];
+            for ((xr, dyr), dur) in xw[i * w..]
+                .chunks_exact(w)
+                .zip(dy[i * h..].chunks_exact(h))
+                .zip(du.chunks_exact_mut(w))
+            {
+                biased_row(xr, b, &mut u);
+                let (da, dg) = dur.split_at_mut(h);
+                geglu_bwd(&u[..h], &u[h..], dyr, da, dg);
+            }
+        });
         Ok((CpuStorage::F32(du), l1.shape().clone()))
     }
 }

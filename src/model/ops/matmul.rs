@@ -61,6 +61,23 @@ pub fn gemm(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: &mut [f32
 /// `c` is valid for writes of m x n elements.
 pub unsafe fn gemm_into(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: *mut f32) {
     assert!(a.covers(m, k) && b.covers(k, n));
+    // Rows are independent chains: the model's threads may take a share each.
+    let c = crate::par::SharedMut(c);
+    crate::par::for_ranges(m, n * k, 6, |r| {
+        let a = View {
+            off: a.off + r.start * a.rs,
+            ..a
+        };
+        // SAFETY: rows `r` of a checked product, written only by this range.
+        unsafe { gemm_rows(r.len(), n, k, a, b, c.get().add(r.start * n)) }
+    });
+}
+
+/// [`gemm_into`] on the calling thread.
+///
+/// # Safety
+/// As [`gemm_into`], and the views cover the product.
+unsafe fn gemm_rows(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: *mut f32) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: the views were checked to cover the product, `c` holds m x n
     // (the caller's promise), and `level` only names instruction sets the CPU
@@ -328,7 +345,7 @@ impl CustomOp2 for Matmul {
         let len = batch * m * n;
         let mut out = Vec::<f32>::with_capacity(len);
         let base = out.spare_capacity_mut().as_mut_ptr() as *mut f32;
-        for i in 0..batch {
+        let one = |i: usize, base: *mut f32| {
             let va = View {
                 data: a,
                 off: l1.start_offset() + i * bsa,
@@ -343,7 +360,13 @@ impl CustomOp2 for Matmul {
             };
             // SAFETY: batch i's m x n elements lie inside the capacity.
             unsafe { gemm_into(m, n, k, va, vb, base.add(i * m * n)) };
-        }
+        };
+        let out_ptr = crate::par::SharedMut(base);
+        crate::par::for_ranges(batch, m * n * k, 1, |items| {
+            for i in items {
+                one(i, out_ptr.get())
+            }
+        });
         // SAFETY: every product wrote all of its m x n elements.
         unsafe { out.set_len(len) };
         let mut dims = da.to_vec();
@@ -388,7 +411,11 @@ impl candle_core::CustomOp1 for Transpose {
             .chunks_exact(n)
             .zip(out.spare_capacity_mut().chunks_exact_mut(n))
         {
-            transpose_kernel(xs, os, rows, cols);
+            // Output rows (input columns) in runs of whole 8 x 8 blocks.
+            crate::par::rows_mut(os, rows * 8, rows * 8, |c0, o| {
+                let c0 = c0 * 8;
+                transpose_kernel(xs, o, rows, cols, c0, c0 + o.len() / rows.max(1));
+            });
         }
         // SAFETY: the kernel wrote every element of every matrix.
         unsafe { out.set_len(x.len()) };
@@ -399,19 +426,28 @@ impl candle_core::CustomOp1 for Transpose {
 }
 
 wide_kernel! {
-    /// `o` (cols x rows) = `x` (rows x cols) transposed, in 8 x 8 blocks.
-    fn transpose_kernel(x: &[f32], o: &mut [std::mem::MaybeUninit<f32>], rows: usize, cols: usize) {
+    /// Rows `c0..c1` of `o` (cols x rows; `o` holds those rows only) = columns
+    /// `c0..c1` of `x` (rows x cols) transposed, in 8 x 8 blocks (`c0` is a
+    /// multiple of 8).
+    fn transpose_kernel(
+        x: &[f32],
+        o: &mut [std::mem::MaybeUninit<f32>],
+        rows: usize,
+        cols: usize,
+        c0: usize,
+        c1: usize,
+    ) {
         const B: usize = 8;
-        let (x, o) = (&x[..rows * cols], &mut o[..rows * cols]);
-        let (fr, fc) = (rows / B * B, cols / B * B);
+        let (x, o) = (&x[..rows * cols], &mut o[..rows * (c1 - c0)]);
+        let (fr, fc) = (rows / B * B, c0 + (c1 - c0) / B * B);
         for i0 in (0..fr).step_by(B) {
-            for j0 in (0..fc).step_by(B) {
+            for j0 in (c0..fc).step_by(B) {
                 let mut blk = [[0f32; B]; B];
                 for (i, row) in blk.iter_mut().enumerate() {
                     row.copy_from_slice(&x[(i0 + i) * cols + j0..][..B]);
                 }
                 for j in 0..B {
-                    let dst = &mut o[(j0 + j) * rows + i0..][..B];
+                    let dst = &mut o[(j0 - c0 + j) * rows + i0..][..B];
                     for (i, d) in dst.iter_mut().enumerate() {
                         d.write(blk[i][j]);
                     }
@@ -419,9 +455,9 @@ wide_kernel! {
             }
         }
         for i in 0..rows {
-            let from = if i < fr { fc } else { 0 };
-            for j in from..cols {
-                o[j * rows + i].write(x[i * cols + j]);
+            let from = if i < fr { fc } else { c0 };
+            for j in from..c1 {
+                o[(j - c0) * rows + i].write(x[i * cols + j]);
             }
         }
     }
@@ -470,6 +506,7 @@ mod tests {
     /// shapes, for plain and transposed A.
     #[test]
     fn every_path_computes_the_canonical_order() {
+        let pool = crate::par::Pool::new(3);
         for &k in &[1usize, 7, 513, 1024, 4097] {
             for &m in &[1usize, 3, 257] {
                 for &n in &[1usize, 5, 16, 33] {
@@ -516,6 +553,11 @@ mod tests {
                                 "{l:?} differs: m={m} n={n} k={k} {transposed} {b_strided}"
                             );
                         }
+                        // Rows split over threads compute the same chains.
+                        let mut c = vec![f32::NAN; m * n];
+                        pool.run(|| gemm(m, n, k, va, vb, &mut c));
+                        let same = c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
+                        assert!(same, "3 threads differ: m={m} n={n} k={k}");
                     }
                 }
             }

@@ -9,6 +9,7 @@
 //! (which nothing needs) and transposes them, which cost a tenth of a step.
 
 use super::slice;
+use crate::par;
 use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -65,13 +66,12 @@ impl CustomOp2 for Mix {
         let (b, r, n) = dims(lw, ls)?;
         let (w, s) = (slice(sw, lw)?, slice(ss, ls)?);
         let mut out = vec![0f32; b * n];
-        for i in 0..b {
-            mix_fwd(
-                &w[i * r..(i + 1) * r],
-                &s[i * r * n..(i + 1) * r * n],
-                &mut out[i * n..(i + 1) * n],
-            );
-        }
+        let _ = b;
+        par::rows_mut(&mut out, n, r * n, |i0, out| {
+            for (i, o) in (i0..).zip(out.chunks_exact_mut(n)) {
+                mix_fwd(&w[i * r..(i + 1) * r], &s[i * r * n..(i + 1) * r * n], o);
+            }
+        });
         Ok((CpuStorage::F32(out), Shape::from((b, n))))
     }
 
@@ -109,13 +109,11 @@ impl CustomOp2 for MixGrad {
         }
         let (g, s) = (slice(sg, lg)?, slice(ss, ls)?);
         let mut dw = vec![0f32; b * r];
-        for i in 0..b {
-            mix_bwd(
-                &g[i * n..(i + 1) * n],
-                &s[i * r * n..(i + 1) * r * n],
-                &mut dw[i * r..(i + 1) * r],
-            );
-        }
+        par::rows_mut(&mut dw, r, r * n, |i0, dw| {
+            for (i, d) in (i0..).zip(dw.chunks_exact_mut(r)) {
+                mix_bwd(&g[i * n..(i + 1) * n], &s[i * r * n..(i + 1) * r * n], d);
+            }
+        });
         Ok((CpuStorage::F32(dw), Shape::from((b, r))))
     }
 }

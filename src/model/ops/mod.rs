@@ -180,6 +180,7 @@ mod tests {
     fn every_simd_path_gives_the_baseline_bits() {
         use crate::simd::{supported, with_level, Level};
         let dev = Device::Cpu;
+        let pool = crate::par::Pool::new(3);
         let run = |rows: usize, n: usize| -> Vec<Vec<u32>> {
             let mut g = crate::rng::SplitMix64::new((rows * 7919 + n) as u64);
             let mut var = |len: usize, dims: &[usize], s: f64| {
@@ -233,6 +234,11 @@ mod tests {
                         "{l:?} differs, {rows} x {n}"
                     );
                 }
+                // Kernels split over threads (rows, columns, elements) too.
+                assert!(
+                    with_level(Level::Baseline, || pool.run(|| run(rows, n))) == want,
+                    "3 threads differ, {rows} x {n}"
+                );
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use super::rows::ColSum;
 use super::slice;
+use crate::par;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 #[cfg(test)]
 use candle_core::{CustomOp1, CustomOp2};
@@ -120,12 +121,14 @@ impl CustomOp3 for LayerNorm {
         let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
         let d = w.len();
         let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            let (mean, inv) = row_stats(xr, self.eps);
-            for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
-                *o = (v - mean) * inv * wv + bv;
+        par::rows_mut(&mut y, d, 8 * d, |i, y| {
+            for (xr, yr) in x[i * d..].chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+                let (mean, inv) = row_stats(xr, self.eps);
+                for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                    *o = (v - mean) * inv * wv + bv;
+                }
             }
-        }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -175,23 +178,34 @@ impl CustomOp3 for LayerNormBwd {
         let rows = x.len() / d;
         let mut out = vec![0f32; x.len() + d];
         let (dx, dw) = out.split_at_mut(x.len());
-        let mut gx = vec![0f32; d];
-        for ((xr, gr), dr) in x
-            .chunks_exact(d)
-            .zip(g.chunks_exact(d))
-            .zip(dx.chunks_exact_mut(d))
-        {
-            let (mean, inv) = row_stats(xr, self.eps);
-            // The gradient reaching xhat, as candle's graph accumulated it
-            // onto zeros (`+ 0.0` turns -0 into +0).
-            for ((o, &gv), &wv) in gx.iter_mut().zip(gr).zip(w) {
-                *o = gv * wv + 0.0;
+        let mut stats = vec![(0f32, 0f32); rows];
+        // dx row by row (each row's statistics kept for dw) ...
+        let dxp = par::SharedMut(dx.as_mut_ptr());
+        par::rows_mut(&mut stats, 1, 12 * d, |i0, st| {
+            let mut gx = vec![0f32; d];
+            for (i, s) in (i0..).zip(st.iter_mut()) {
+                let (xr, gr) = (&x[i * d..(i + 1) * d], &g[i * d..(i + 1) * d]);
+                *s = row_stats(xr, self.eps);
+                // The gradient reaching xhat, as candle's graph accumulated it
+                // onto zeros (`+ 0.0` turns -0 into +0).
+                for ((o, &gv), &wv) in gx.iter_mut().zip(gr).zip(w) {
+                    *o = gv * wv + 0.0;
+                }
+                // SAFETY: row i of dx (inside `dx`, rows x d) belongs to this
+                // range of rows only.
+                let dr = unsafe { std::slice::from_raw_parts_mut(dxp.get().add(i * d), d) };
+                normalize_bwd_row(xr, &gx, *s, dr);
             }
-            normalize_bwd_row(xr, &gx, (mean, inv), dr);
-            for ((o, &gv), &v) in dw.iter_mut().zip(gr).zip(xr) {
-                *o += gv * ((v - mean) * inv);
+        });
+        // ... then dw column by column, each a sum over the rows in order.
+        par::rows_mut(dw, 1, 2 * rows, |j0, dw| {
+            for (i, &(mean, inv)) in stats.iter().enumerate() {
+                let (gr, xr) = (&g[i * d + j0..], &x[i * d + j0..]);
+                for ((o, &gv), &v) in dw.iter_mut().zip(gr).zip(xr) {
+                    *o += gv * ((v - mean) * inv);
+                }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, d))))
     }
 }

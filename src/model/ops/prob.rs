@@ -7,6 +7,7 @@
 
 use super::slice;
 use crate::math::exp;
+use crate::par;
 use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -55,7 +56,7 @@ impl CustomOp1 for Sigmoid {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let mut y = vec![0f32; x.len()];
-        sigmoid_kernel(x, &mut y);
+        par::rows_mut(&mut y, 1, 16, |i, y| sigmoid_kernel(&x[i..i + y.len()], y));
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -80,7 +81,9 @@ impl CustomOp2 for SigmoidBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (y, dy) = (slice(s1, l1)?, slice(s2, l2)?);
         let mut dx = vec![0f32; y.len()];
-        sigmoid_bwd_kernel(y, dy, &mut dx);
+        par::rows_mut(&mut dx, 1, 4, |i, d| {
+            sigmoid_bwd_kernel(&y[i..i + d.len()], &dy[i..i + d.len()], d)
+        });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -97,9 +100,11 @@ impl CustomOp1 for Softmax {
         let x = slice(s, l)?;
         let n = *l.dims().last().unwrap_or(&1);
         let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-            softmax_row(xr, yr);
-        }
+        par::rows_mut(&mut y, n, 16 * n, |i, y| {
+            for (xr, yr) in x[i * n..].chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+                softmax_row(xr, yr);
+            }
+        });
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -126,19 +131,21 @@ impl CustomOp2 for SoftmaxBwd {
         let (y, dy) = (slice(s1, l1)?, slice(s2, l2)?);
         let n = *l1.dims().last().unwrap_or(&1);
         let mut dx = vec![0f32; y.len()];
-        for ((yr, gr), dr) in y
-            .chunks_exact(n)
-            .zip(dy.chunks_exact(n))
-            .zip(dx.chunks_exact_mut(n))
-        {
-            let mut d = 0f32;
-            for (&s, &g) in yr.iter().zip(gr) {
-                d += g * s;
+        par::rows_mut(&mut dx, n, 4 * n, |i, dx| {
+            for ((yr, gr), dr) in y[i * n..]
+                .chunks_exact(n)
+                .zip(dy[i * n..].chunks_exact(n))
+                .zip(dx.chunks_exact_mut(n))
+            {
+                let mut d = 0f32;
+                for (&s, &g) in yr.iter().zip(gr) {
+                    d += g * s;
+                }
+                for ((o, &s), &g) in dr.iter_mut().zip(yr).zip(gr) {
+                    *o = s * (g - d);
+                }
             }
-            for ((o, &s), &g) in dr.iter_mut().zip(yr).zip(gr) {
-                *o = s * (g - d);
-            }
-        }
+        });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -181,17 +188,19 @@ impl CustomOp1 for CrossEntropy {
         let n = 256;
         let scale = g / self.targets.len() as f32;
         let mut dx = vec![0f32; v.len()];
-        for ((row, dr), &t) in v
-            .chunks_exact(n)
-            .zip(dx.chunks_exact_mut(n))
-            .zip(&self.targets)
-        {
-            softmax_row(row, dr);
-            dr[t as usize] -= 1.0;
-            for o in dr.iter_mut() {
-                *o *= scale;
+        par::rows_mut(&mut dx, n, 16 * n, |i, dx| {
+            for ((row, dr), &t) in v[i * n..]
+                .chunks_exact(n)
+                .zip(dx.chunks_exact_mut(n))
+                .zip(&self.targets[i..])
+            {
+                softmax_row(row, dr);
+                dr[t as usize] -= 1.0;
+                for o in dr.iter_mut() {
+                    *o *= scale;
+                }
             }
-        }
+        });
         Ok(Some(Tensor::from_vec(dx, x.dims(), x.device())?))
     }
 }

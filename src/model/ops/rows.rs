@@ -2,6 +2,7 @@
 //! with the column sums their gradients need.
 
 use super::slice;
+use crate::par;
 use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 
@@ -19,11 +20,14 @@ impl CustomOp1 for ColSum {
         let x = slice(s, l)?;
         let n = *l.shape().dims().last().unwrap_or(&1);
         let mut out = vec![0f32; n];
-        for row in x.chunks_exact(n) {
-            for (o, &v) in out.iter_mut().zip(row) {
-                *o += v;
+        let rows = x.len() / n.max(1);
+        par::rows_mut(&mut out, 1, rows, |j0, out| {
+            for row in x.chunks_exact(n) {
+                for (o, &v) in out.iter_mut().zip(&row[j0..]) {
+                    *o += v;
+                }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
@@ -46,11 +50,14 @@ impl CustomOp2 for ColSumProd {
         let (a, b) = (slice(s1, l1)?, slice(s2, l2)?);
         let n = *l1.shape().dims().last().unwrap_or(&1);
         let mut out = vec![0f32; n];
-        for (ra, rb) in a.chunks_exact(n).zip(b.chunks_exact(n)) {
-            for ((o, &x), &y) in out.iter_mut().zip(ra).zip(rb) {
-                *o += x * y;
+        let rows = a.len() / n.max(1);
+        par::rows_mut(&mut out, 1, 2 * rows, |j0, out| {
+            for (ra, rb) in a.chunks_exact(n).zip(b.chunks_exact(n)) {
+                for ((o, &x), &y) in out.iter_mut().zip(&ra[j0..]).zip(&rb[j0..]) {
+                    *o += x * y;
+                }
             }
-        }
+        });
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
@@ -61,16 +68,18 @@ fn row_map(
     l1: &Layout,
     s2: &CpuStorage,
     l2: &Layout,
-    f: impl Fn(f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32 + Sync,
 ) -> Result<(CpuStorage, Shape)> {
     let (x, v) = (slice(s1, l1)?, slice(s2, l2)?);
     let n = v.len();
     let mut out = vec![0f32; x.len()];
-    for (xr, or) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
-        for ((o, &a), &b) in or.iter_mut().zip(xr).zip(v) {
-            *o = f(a, b);
+    par::rows_mut(&mut out, n, n, |i, out| {
+        for (xr, or) in x[i * n..].chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            for ((o, &a), &b) in or.iter_mut().zip(xr).zip(v) {
+                *o = f(a, b);
+            }
         }
-    }
+    });
     Ok((CpuStorage::F32(out), l1.shape().clone()))
 }
 
@@ -194,7 +203,9 @@ impl CustomOp2 for Scale {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, s) = (slice(s1, l1)?, slice(s2, l2)?);
         let mut y = vec![0f32; x.len()];
-        scale_kernel(x, s[0], &mut y);
+        par::rows_mut(&mut y, 1, 1, |i, y| {
+            scale_kernel(&x[i..i + y.len()], s[0], y)
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
