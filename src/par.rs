@@ -97,7 +97,7 @@ impl Shared {
                     return;
                 }
                 spins += 1;
-                if spins % 64 == 0 && since.elapsed() > SPIN {
+                if spins.is_multiple_of(64) && since.elapsed() > SPIN {
                     thread::park_timeout(Duration::from_millis(10));
                 } else {
                     std::hint::spin_loop();
