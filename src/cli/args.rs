@@ -44,11 +44,12 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct Common {
     /// Compress in independent blocks (--block-size) on N threads, 0 = every
-    /// core; each thread holds its own model (memory x N) and each block
-    /// restarts the model (a little larger output). The output depends on the
-    /// block size, not on N. Decompress up to N frames at once (default: every
+    /// core; each block holds its own model (memory x blocks at once) and
+    /// restarts it (a little larger output). The output depends on the block
+    /// size, not on N. Decompress up to N frames at once (default: every
     /// core, as far as --memory-limit allows). Without -T one model codes the
-    /// whole input: the best ratio, one core.
+    /// whole input (the best ratio), its kernels split over every core (up to
+    /// 4), which never changes the output.
     #[arg(short = 'T', long, global = true, value_name = "N")]
     pub threads: Option<usize>,
     /// Block size of -T (default 16MiB); implies blocks even with -T1.
