@@ -97,10 +97,13 @@ impl Shared {
                     return;
                 }
                 spins += 1;
-                if spins.is_multiple_of(64) && since.elapsed() > SPIN {
+                if !spins.is_multiple_of(64) {
+                    std::hint::spin_loop();
+                } else if since.elapsed() > SPIN {
                     thread::park_timeout(Duration::from_millis(10));
                 } else {
-                    std::hint::spin_loop();
+                    // Lets a coder or reader thread waiting for this core run.
+                    thread::yield_now();
                 }
             }
             seen = self.posted.load(Ordering::Acquire);
