@@ -358,7 +358,10 @@ impl Model {
             let Some(side) = side else {
                 candle_core::bail!("the preset mixes side models, but none were given")
             };
-            let scores = Tensor::from_vec(side.scores, (b, mx.rows, 256), &self.dev)?;
+            if side.scores.lanes() != b || side.scores.rows != mx.rows {
+                candle_core::bail!("side scores of the wrong shape")
+            }
+            let scores = std::sync::Arc::new(side.scores);
             let conf = Tensor::from_vec(side.conf, (b, mx.conf), &self.dev)?;
             let w = (ops::matmul(&y, &mx.from_net)? + ops::matmul(&conf, &mx.from_conf)?)?;
             let w = ops::add_bias(&w, &mx.bias)?;
@@ -424,9 +427,12 @@ mod tests {
         let (rows, conf, sources) = (Side::rows(p), Side::conf_width(p), Side::sources(p));
         let mut g = crate::rng::SplitMix64::new(seed);
         SideInputs {
-            scores: (0..b * rows * 256)
-                .map(|_| (g.next_u64() % 4) as f32)
-                .collect(),
+            scores: crate::side::Scores::from_dense(
+                rows,
+                &(0..b * rows * 256)
+                    .map(|_| (g.next_u64() % 4) as f32)
+                    .collect::<Vec<_>>(),
+            ),
             conf: (0..b * conf).map(|_| (g.next_u64() % 2) as f32).collect(),
             picks: (0..b * sources)
                 .map(|_| (g.next_u64() % 257) as u32)

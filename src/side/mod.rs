@@ -113,13 +113,82 @@ impl LanePast {
 
 /// One step's side predictions for every lane, row-major.
 pub struct SideInputs {
-    /// B x rows x 256 scores.
-    pub scores: Vec<f32>,
+    /// B x rows x 256 scores, sparse.
+    pub scores: Scores,
     /// B x conf features.
     pub conf: Vec<f32>,
     /// B x sources: each source's predicted byte (the match's, or a context's
     /// most counted candidate), 256 for none.
     pub picks: Vec<u32>,
+}
+
+/// The score rows of every lane, sparse: a row holds at most
+/// [`CANDIDATES`] non-zero scores of 256 (one for the match model's), so the
+/// mixer reads a few hundred values per lane instead of `rows` x 256, and
+/// nothing of that size is zeroed and built every step.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scores {
+    /// Score rows per lane.
+    pub rows: usize,
+    /// Lane b's entries are `entries[starts[b]..starts[b + 1]]`.
+    pub starts: Vec<usize>,
+    /// `(row * 256 + byte, score)`, ascending in the first, non-zero scores.
+    pub entries: Vec<(u32, f32)>,
+}
+
+impl Scores {
+    fn new(rows: usize, lanes: usize) -> Self {
+        let mut starts = Vec::with_capacity(lanes + 1);
+        starts.push(0);
+        Self {
+            rows,
+            starts,
+            entries: Vec::new(),
+        }
+    }
+
+    /// Lanes held.
+    pub fn lanes(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    /// Lane `b`'s entries.
+    pub fn lane(&self, b: usize) -> &[(u32, f32)] {
+        &self.entries[self.starts[b]..self.starts[b + 1]]
+    }
+
+    /// Closes the current lane.
+    fn end_lane(&mut self) {
+        self.starts.push(self.entries.len());
+    }
+
+    /// The same scores as B x rows x 256 dense values (for the tensor-op
+    /// path of other devices).
+    pub fn dense(&self) -> Vec<f32> {
+        let width = self.rows * 256;
+        let mut d = vec![0f32; self.lanes() * width];
+        for b in 0..self.lanes() {
+            for &(i, v) in self.lane(b) {
+                d[b * width + i as usize] = v;
+            }
+        }
+        d
+    }
+
+    /// The non-zero values of B x rows x 256 dense scores.
+    pub fn from_dense(rows: usize, dense: &[f32]) -> Self {
+        let width = rows * 256;
+        let mut s = Scores::new(rows, dense.len() / width.max(1));
+        for lane in dense.chunks_exact(width.max(1)) {
+            for (i, &v) in lane.iter().enumerate() {
+                if v != 0.0 {
+                    s.entries.push((i as u32, v));
+                }
+            }
+            s.end_lane();
+        }
+        s
+    }
 }
 
 /// The side models of a frame.
@@ -208,21 +277,22 @@ impl Side {
         } else {
             0
         } + ORDER_CONF * self.contexts.len();
-        let mut scores = vec![0f32; self.lanes * rows * 256];
+        let mut scores = Scores::new(rows, self.lanes);
         let mut conf = vec![0f32; self.lanes * cw];
+        // One context's candidates: (byte, count), by byte.
+        let mut cands: Vec<(u8, u8)> = Vec::with_capacity(CANDIDATES);
         let mut picks = vec![256u32; self.lanes * sources];
         if let Some(m) = &mut self.matcher {
             m.predict(&self.hist, &mut self.matches);
         }
         for b in 0..self.lanes {
-            let sc = &mut scores[b * rows * 256..(b + 1) * rows * 256];
             let cf = &mut conf[b * cw..(b + 1) * cw];
-            let (mut row, mut c, mut src) = (0, 0, 0);
+            let (mut row, mut c, mut src) = (0u32, 0, 0);
             if self.matcher.is_some() {
                 let (byte, len) = self.matches[b];
                 if len > 0 {
                     picks[b * sources] = byte as u32;
-                    sc[byte as usize] = 1.0;
+                    scores.entries.push((byte as u32, 1.0));
                     cf[len_bucket(len)] = 1.0;
                 }
                 row += 1;
@@ -233,12 +303,22 @@ impl Side {
                 for &k in &self.contexts {
                     let seen = st.seen(self.past[b].key(k), k.tag());
                     if seen.found {
-                        let r = &mut sc[row * 256..(row + 2) * 256];
-                        for j in 0..CANDIDATES {
-                            if seen.cnt[j] > 0 {
-                                r[seen.sym[j] as usize] = 1.0;
-                                r[256 + seen.sym[j] as usize] = log2q(seen.cnt[j] as u32);
+                        // Row `row`: 1 for each candidate; row `row + 1`: its
+                        // count's log2. A byte listed twice takes its last count.
+                        cands.clear();
+                        for j in (0..CANDIDATES).filter(|&j| seen.cnt[j] > 0) {
+                            match cands.iter_mut().find(|e| e.0 == seen.sym[j]) {
+                                Some(e) => e.1 = seen.cnt[j],
+                                None => cands.push((seen.sym[j], seen.cnt[j])),
                             }
+                        }
+                        cands.sort_unstable();
+                        let (seen_row, count_row) = (row * 256, (row + 1) * 256);
+                        for &(v, _) in &cands {
+                            scores.entries.push((seen_row + v as u32, 1.0));
+                        }
+                        for &(v, n) in &cands {
+                            scores.entries.push((count_row + v as u32, log2q(n as u32)));
                         }
                         let top = (0..CANDIDATES).rev().max_by_key(|&j| seen.cnt[j]).unwrap();
                         picks[b * sources + src] = seen.sym[top] as u32;
@@ -252,6 +332,7 @@ impl Side {
                     c += ORDER_CONF;
                 }
             }
+            scores.end_lane();
         }
         SideInputs {
             scores,

@@ -4,127 +4,100 @@
 //! `out[b, c] = sum over r of w[b, r] * s[b, r, c]` is the batched product
 //! (B, 1, R) x (B, R, 256), and this op computes exactly the canonical
 //! product's bits ([`super::matmul`]: one FMA chain per output, over r in
-//! increasing order, from +0), forward and for dw (a chain over c). It is its
-//! own op because the general product also computes the scores' gradient
-//! (which nothing needs) and transposes them, which cost a tenth of a step.
+//! increasing order, from +0), forward and for dw (a chain over c). The
+//! scores are sparse ([`Scores`]): the op walks only the non-zero ones, in
+//! ascending (row, byte) order, which keeps every chain's order. A skipped
+//! term is `fma(w, +0, acc)` = `acc + (±0)`, which is `acc` itself: a chain
+//! from +0 is never -0 (an exact zero sum rounds to +0), so dropping the
+//! zero terms changes no bit for finite weights. It is its own op because the
+//! general product would also compute the scores' gradient (which nothing
+//! needs) from B x R x 256 dense values.
 
-use super::slice;
 use crate::par;
-use crate::simd::wide_kernel;
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use crate::side::Scores;
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use std::sync::Arc;
 
-struct Mix;
+/// Logits of one lane: `out[c] = fma(w[r], s, out[c])` over its entries.
+fn mix_fwd(w: &[f32], entries: &[(u32, f32)], out: &mut [f32]) {
+    out.fill(0.0);
+    for &(i, s) in entries {
+        let (r, c) = (i as usize / 256, i as usize % 256);
+        out[c] = w[r].mul_add(s, out[c]);
+    }
+}
 
-wide_kernel! {
-    fn mix_fwd(w: &[f32], s: &[f32], out: &mut [f32]) {
-        let rows = w.len();
-        let n = out.len();
-        out.fill(0.0);
-        for r in 0..rows {
-            let (wr, sr) = (w[r], &s[r * n..(r + 1) * n]);
-            for (o, &v) in out.iter_mut().zip(sr) {
-                *o = wr.mul_add(v, *o);
-            }
+/// dw of one lane: `dw[r] = fma(dout[c], s, dw[r])` over its entries.
+fn mix_bwd(dout: &[f32], entries: &[(u32, f32)], dw: &mut [f32]) {
+    dw.fill(0.0);
+    for &(i, s) in entries {
+        let (r, c) = (i as usize / 256, i as usize % 256);
+        dw[r] = dout[c].mul_add(s, dw[r]);
+    }
+}
+
+/// The weighted sum of `scores` by weights w (B, R): (B, 256).
+struct Mix {
+    scores: Arc<Scores>,
+}
+
+impl Mix {
+    fn check(&self, l: &Layout) -> Result<(usize, usize)> {
+        match l.dims() {
+            &[b, r] if b == self.scores.lanes() && r == self.scores.rows => Ok((b, r)),
+            d => candle_core::bail!(
+                "mix: weights {d:?} for {} lanes of {} rows",
+                self.scores.lanes(),
+                self.scores.rows
+            ),
         }
     }
 }
 
-wide_kernel! {
-    /// dw[r] = chain over c of dout[c] * s[r, c]; the R chains advance
-    /// together, so they pipeline instead of waiting on each other.
-    fn mix_bwd(dout: &[f32], s: &[f32], dw: &mut [f32]) {
-        let n = dout.len();
-        dw.fill(0.0);
-        for (c, &g) in dout.iter().enumerate() {
-            for (r, acc) in dw.iter_mut().enumerate() {
-                *acc = g.mul_add(s[r * n + c], *acc);
-            }
-        }
-    }
-}
-
-/// Shape (B, R) and (B, R, N) of the operands.
-fn dims(lw: &Layout, ls: &Layout) -> Result<(usize, usize, usize)> {
-    match (lw.dims(), ls.dims()) {
-        (&[b, r], &[b2, r2, n]) if b == b2 && r == r2 => Ok((b, r, n)),
-        _ => candle_core::bail!("mix needs (B, R) weights and (B, R, N) scores"),
-    }
-}
-
-impl CustomOp2 for Mix {
+impl CustomOp1 for Mix {
     fn name(&self) -> &'static str {
         "fade-mix"
     }
 
-    fn cpu_fwd(
-        &self,
-        sw: &CpuStorage,
-        lw: &Layout,
-        ss: &CpuStorage,
-        ls: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (b, r, n) = dims(lw, ls)?;
-        let (w, s) = (slice(sw, lw)?, slice(ss, ls)?);
-        let mut out = vec![0f32; b * n];
-        let _ = b;
-        par::rows_mut(&mut out, n, r * n, |i0, out| {
-            for (i, o) in (i0..).zip(out.chunks_exact_mut(n)) {
-                mix_fwd(&w[i * r..(i + 1) * r], &s[i * r * n..(i + 1) * r * n], o);
+    fn cpu_fwd(&self, sw: &CpuStorage, lw: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, r) = self.check(lw)?;
+        let w = super::slice(sw, lw)?;
+        let mut out = vec![0f32; b * 256];
+        let per_lane = self.scores.entries.len() / b.max(1) + 256;
+        par::rows_mut(&mut out, 256, per_lane, |i0, out| {
+            for (i, o) in (i0..).zip(out.chunks_exact_mut(256)) {
+                mix_fwd(&w[i * r..(i + 1) * r], self.scores.lane(i), o);
             }
         });
-        Ok((CpuStorage::F32(out), Shape::from((b, n))))
+        Ok((CpuStorage::F32(out), Shape::from((b, 256))))
     }
 
-    fn bwd(
-        &self,
-        _w: &Tensor,
-        s: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dw = grad.contiguous()?.apply_op2_no_bwd(s, &MixGrad)?;
-        Ok((Some(dw), None))
-    }
-}
-
-/// dw of [`Mix`] from dout (B, N) and the scores (B, R, N).
-struct MixGrad;
-
-impl CustomOp2 for MixGrad {
-    fn name(&self) -> &'static str {
-        "fade-mix-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        sg: &CpuStorage,
-        lg: &Layout,
-        ss: &CpuStorage,
-        ls: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (b, n) = lg.shape().dims2()?;
-        let (b2, r, n2) = ls.shape().dims3()?;
-        if b != b2 || n != n2 {
-            candle_core::bail!("mix gradient shapes differ");
+    fn bwd(&self, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let g = grad.contiguous()?;
+        let (b, r) = w.dims2()?;
+        let dout = g.flatten_all()?.to_vec1::<f32>()?;
+        if dout.len() != b * 256 {
+            candle_core::bail!("mix gradient of shape {:?}", g.dims());
         }
-        let (g, s) = (slice(sg, lg)?, slice(ss, ls)?);
         let mut dw = vec![0f32; b * r];
-        par::rows_mut(&mut dw, r, r * n, |i0, dw| {
+        let per_lane = self.scores.entries.len() / b.max(1) + r;
+        par::rows_mut(&mut dw, r, per_lane, |i0, dw| {
             for (i, d) in (i0..).zip(dw.chunks_exact_mut(r)) {
-                mix_bwd(&g[i * n..(i + 1) * n], &s[i * r * n..(i + 1) * r * n], d);
+                mix_bwd(&dout[i * 256..(i + 1) * 256], self.scores.lane(i), d);
             }
         });
-        Ok((CpuStorage::F32(dw), Shape::from((b, r))))
+        Ok(Some(Tensor::from_vec(dw, (b, r), w.device())?))
     }
 }
 
-/// `out[b, :] = sum_r w[b, r] * s[b, r, :]`: fade's op on the CPU, candle's
-/// batched product elsewhere.
-pub fn mix(w: &Tensor, s: &Tensor) -> Result<Tensor> {
+/// `out[b, :] = sum_r w[b, r] * s[b, r, :]`: fade's sparse op on the CPU,
+/// candle's batched product of the dense scores elsewhere.
+pub fn mix(w: &Tensor, s: &Arc<Scores>) -> Result<Tensor> {
     if !crate::model::fused_kernels(w.device()) {
-        return w.unsqueeze(1)?.matmul(s)?.squeeze(1);
+        let dense = Tensor::from_vec(s.dense(), (s.lanes(), s.rows, 256), w.device())?;
+        return w.unsqueeze(1)?.matmul(&dense)?.squeeze(1);
     }
-    w.contiguous()?.apply_op2(&s.contiguous()?, Mix)
+    w.contiguous()?.apply_op1(Mix { scores: s.clone() })
 }
 
 #[cfg(test)]
@@ -132,19 +105,29 @@ mod tests {
     use super::*;
     use candle_core::{Device, Var};
 
-    /// Same bits as the canonical product it replaces, forward and for dw.
+    /// Same bits as the canonical product of the dense scores, forward and
+    /// for dw, with zeros among the scores and weights of both signs.
     #[test]
     fn mix_is_the_canonical_batched_product() {
         let dev = Device::Cpu;
         let mut g = crate::rng::SplitMix64::new(4);
-        for (b, r, n) in [(1, 1, 7), (3, 15, 256), (5, 4, 33)] {
+        for (b, r) in [(1, 1), (3, 15), (5, 4), (40, 3)] {
             let wv: Vec<f32> = (0..b * r).map(|_| g.normal(1.0)).collect();
-            let sv: Vec<f32> = (0..b * r * n).map(|_| g.normal(3.0)).collect();
-            let up: Vec<f32> = (0..b * n).map(|_| g.normal(1.0)).collect();
+            let sv: Vec<f32> = (0..b * r * 256)
+                .map(|_| match g.next_u64() % 4 {
+                    0 => g.normal(3.0),
+                    1 => 1.0,
+                    _ => 0.0,
+                })
+                .collect();
+            let up: Vec<f32> = (0..b * 256).map(|_| g.normal(1.0)).collect();
             let w = Var::from_vec(wv, (b, r), &dev).unwrap();
-            let s = Tensor::from_vec(sv, (b, r, n), &dev).unwrap();
-            let up = Tensor::from_vec(up, (b, n), &dev).unwrap();
-            let ours = mix(w.as_tensor(), &s).unwrap();
+            let sparse = Arc::new(Scores::from_dense(r, &sv));
+            assert_eq!(sparse.dense(), sv);
+            let s = Tensor::from_vec(sv, (b, r, 256), &dev).unwrap();
+            let up = Tensor::from_vec(up, (b, 256), &dev).unwrap();
+            let pool = crate::par::Pool::new(3);
+            let ours = pool.run(|| mix(w.as_tensor(), &sparse).unwrap());
             let canon = super::super::matmul(&w.as_tensor().unsqueeze(1).unwrap(), &s)
                 .unwrap()
                 .squeeze(1)
@@ -154,7 +137,7 @@ mod tests {
                 v.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
             };
             assert_eq!(bits(&ours), bits(&canon));
-            let go = (ours * &up).unwrap().sum_all().unwrap().backward().unwrap();
+            let go = pool.run(|| (ours * &up).unwrap().sum_all().unwrap().backward().unwrap());
             let gc = (canon * &up)
                 .unwrap()
                 .sum_all()
