@@ -101,7 +101,7 @@ mod simd;
 pub use decoder::{decompress, scan, Decoder, StreamInfo};
 pub use device::Device;
 pub use encoder::{compress, Encoder};
-pub use engine::{Limits, DEFAULT_MEMORY_LIMIT};
+pub use engine::{Limits, DEFAULT_MEMORY_LIMIT, MAX_KERNEL_THREADS};
 pub use error::{Error, Result};
 pub use format::MAGIC;
 pub use preset::{GlobalRead, Preset};

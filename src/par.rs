@@ -144,6 +144,7 @@ impl Shared {
             w.thread().unpark();
         }
         self.work(f, n);
+        let mut spins = 0u32;
         loop {
             if self.unfinished.load(Ordering::Acquire) == 0 {
                 let mut s = self.slot();
@@ -156,7 +157,14 @@ impl Shared {
                     return;
                 }
             }
-            std::hint::spin_loop();
+            spins += 1;
+            if spins.is_multiple_of(64) {
+                // A worker still on a piece may be waiting for this core
+                // (more threads than cores: several fade processes at once).
+                thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 }
