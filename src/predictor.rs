@@ -61,6 +61,10 @@ impl Tables {
     }
 }
 
+/// Lanes x features of the smallest step whose kernels are split over
+/// threads (see [`Predictor::new`]).
+pub const MIN_SPLIT_STEP: usize = 8192;
+
 /// Predicts every lane's next byte and learns from the true ones.
 pub struct Predictor {
     model: Model,
@@ -74,11 +78,18 @@ pub struct Predictor {
 
 impl Predictor {
     /// A fresh predictor for `p` on `dev` (weights from `p.seed`), its CPU
-    /// kernels split over `threads` threads (the output is the same for any
-    /// number).
+    /// kernels split over up to `threads` threads (the output is the same for
+    /// any number).
+    ///
+    /// A small step stays on one thread: below [`MIN_SPLIT_STEP`] lanes x
+    /// features a step's kernels are too short to share. Measured with `fade
+    /// bench` on the 128 KiB set (2 cores, same build, `-T 1` against two
+    /// threads): the fast preset (64 lanes x 64 features there) was 3%
+    /// slower on two threads, the default (x 128) 2% / 10% faster, strong
+    /// (x 256) 18% / 23% faster.
     pub fn new(p: &Preset, dev: &Device, threads: usize) -> Result<Self> {
         let mut pred = Self::with_quantiser(p, dev, Quantiser::for_device(dev))?;
-        if dev.is_cpu() {
+        if dev.is_cpu() && p.lanes as usize * p.features() >= MIN_SPLIT_STEP {
             pred.pool = crate::par::Pool::new(threads);
         }
         Ok(pred)
