@@ -211,16 +211,18 @@ impl Pool {
         if self.shared.is_none() {
             return f();
         }
-        /// Puts back the pool that was current before (none, or an outer one).
-        struct Restore(*const Pool);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                CURRENT.with(|c| c.set(self.0));
-            }
-        }
         // `CURRENT` points at `self` only while `self` is borrowed here.
         let _restore = Restore(CURRENT.with(|c| c.replace(self)));
         f()
+    }
+}
+
+/// Puts back the pool that was current before (none, or an outer one).
+struct Restore(*const Pool);
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.0));
     }
 }
 
@@ -259,6 +261,9 @@ pub fn for_ranges(n: usize, work_per_item: usize, align: usize, f: impl Fn(Range
     let per = n.div_ceil(pieces).div_ceil(align) * align;
     let pieces = n.div_ceil(per);
     let piece = |i: usize| f(i * per..((i + 1) * per).min(n));
+    // A split inside a piece (a batched product's items, each a product)
+    // runs on its thread: posting it would replace the job being run.
+    let _restore = Restore(CURRENT.with(|c| c.replace(std::ptr::null())));
     shared.post(&pool.workers, pieces, &piece);
 }
 
@@ -337,6 +342,26 @@ mod tests {
                 assert!(starts.len() > 1, "n = {n} was not split");
             }
         }
+    }
+
+    /// A split inside a piece runs on the piece's thread and still covers
+    /// everything once.
+    #[test]
+    fn nested_splits_run_inside_their_piece() {
+        let pool = Pool::new(2);
+        let seen = Mutex::new(vec![0u8; 64 * 64]);
+        pool.run(|| {
+            for_ranges(64, 1 << 20, 1, |outer| {
+                for i in outer {
+                    for_ranges(64, 1 << 20, 1, |inner| {
+                        for j in inner {
+                            seen.lock().unwrap()[i * 64 + j] += 1;
+                        }
+                    })
+                }
+            })
+        });
+        assert!(seen.into_inner().unwrap().iter().all(|&c| c == 1));
     }
 
     /// Outside a pool, or in a one-thread pool, one range covers everything.
