@@ -282,9 +282,7 @@ pub fn rows_mut<T: Send>(
     for_ranges(len.div_ceil(width), work_per_row, 1, |r| {
         let end = (r.end * width).min(len);
         // SAFETY: the ranges are disjoint runs of rows inside `out`.
-        let run = unsafe {
-            std::slice::from_raw_parts_mut(base.get().add(r.start * width), end - r.start * width)
-        };
+        let run = unsafe { base.slice(r.start * width, end - r.start * width) };
         f(r.start, run)
     });
 }
@@ -305,6 +303,17 @@ impl<T> SharedMut<T> {
     /// The pointer (a method, so that closures capture the wrapper whole).
     pub fn get(self) -> *mut T {
         self.0
+    }
+
+    /// Elements `start .. start + len` as a slice.
+    ///
+    /// # Safety
+    /// They lie inside the buffer the pointer came from, and nothing else
+    /// touches them while the slice lives (each range of [`for_ranges`] its own).
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        // SAFETY: the caller's promise.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
 }
 

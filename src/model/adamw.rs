@@ -67,9 +67,9 @@ impl Update<'_> {
             // each buffer (asserted above).
             let (p, m, v) = unsafe {
                 (
-                    std::slice::from_raw_parts_mut(pp.get().add(r.start), r.len()),
-                    std::slice::from_raw_parts_mut(mp.get().add(r.start), r.len()),
-                    std::slice::from_raw_parts_mut(vp.get().add(r.start), r.len()),
+                    pp.slice(r.start, r.len()),
+                    mp.slice(r.start, r.len()),
+                    vp.slice(r.start, r.len()),
                 )
             };
             adamw_kernel(p, &g[r], m, v, self);

@@ -193,7 +193,7 @@ impl CustomOp3 for LayerNormBwd {
                 }
                 // SAFETY: row i of dx (inside `dx`, rows x d) belongs to this
                 // range of rows only.
-                let dr = unsafe { std::slice::from_raw_parts_mut(dxp.get().add(i * d), d) };
+                let dr = unsafe { dxp.slice(i * d, d) };
                 normalize_bwd_row(xr, &gx, *s, dr);
             }
         });
