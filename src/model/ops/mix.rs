@@ -72,13 +72,30 @@ impl CustomOp1 for Mix {
         Ok((CpuStorage::F32(out), Shape::from((b, 256))))
     }
 
-    fn bwd(&self, w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let g = grad.contiguous()?;
-        let (b, r) = w.dims2()?;
-        let dout = g.flatten_all()?.to_vec1::<f32>()?;
-        if dout.len() != b * 256 {
-            candle_core::bail!("mix gradient of shape {:?}", g.dims());
+    fn bwd(&self, _w: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad_op = MixGrad {
+            scores: self.scores.clone(),
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&grad_op)?))
+    }
+}
+
+/// dw (B, R) of [`Mix`] from dout (B, 256), read in place.
+struct MixGrad {
+    scores: Arc<Scores>,
+}
+
+impl CustomOp1 for MixGrad {
+    fn name(&self) -> &'static str {
+        "fade-mix-grad"
+    }
+
+    fn cpu_fwd(&self, sg: &CpuStorage, lg: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (b, r) = (self.scores.lanes(), self.scores.rows);
+        if lg.dims() != [b, 256] {
+            candle_core::bail!("mix gradient of shape {:?}", lg.dims());
         }
+        let dout = super::slice(sg, lg)?;
         let mut dw = vec![0f32; b * r];
         let per_lane = self.scores.entries.len() / b.max(1) + r;
         par::rows_mut(&mut dw, r, per_lane, |i0, dw| {
@@ -86,7 +103,7 @@ impl CustomOp1 for Mix {
                 mix_bwd(&dout[i * 256..(i + 1) * 256], self.scores.lane(i), d);
             }
         });
-        Ok(Some(Tensor::from_vec(dw, (b, r), w.device())?))
+        Ok((CpuStorage::F32(dw), Shape::from((b, r))))
     }
 }
 
