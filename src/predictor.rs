@@ -132,7 +132,7 @@ impl Predictor {
     /// The tables of the next step from every lane's context (B rows of T bytes).
     pub fn predict(&mut self, ctx: &[u8]) -> Result<Arc<Tables>> {
         let side = self.side.as_mut().map(Side::predict);
-        let model = &self.model;
+        let model = &mut self.model;
         let step = self.pool.run(|| model.forward(ctx, side))?;
         let probs = match self.quantiser {
             Quantiser::Host => Probs::Logits(step.logits()?),

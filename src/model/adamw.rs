@@ -171,6 +171,38 @@ impl AdamW {
         })
     }
 
+    /// One optimizer step on host parameters with their gradients (the
+    /// written-out CPU step's buffers, in the same order as the variables the
+    /// optimizer was made for).
+    pub fn step_host(&mut self, params: &mut [Vec<f32>], grads: &[Vec<f32>]) -> Result<()> {
+        self.step += 1;
+        let c1 = (1.0 / (1.0 - powi(self.b1 as f64, self.step))) as f32;
+        let c2 = (1.0 / (1.0 - powi(self.b2 as f64, self.step))) as f32;
+        if params.len() != self.state.len() || grads.len() != self.state.len() {
+            candle_core::bail!("host step: parameter lists of the wrong length");
+        }
+        for ((p, g), state) in params.iter_mut().zip(grads).zip(&self.state) {
+            let State::Host(moments) = state else {
+                candle_core::bail!("host step: moments on a device")
+            };
+            if g.len() != p.len() {
+                candle_core::bail!("host step: a gradient of the wrong size");
+            }
+            let op = Update {
+                moments,
+                lr: self.lr,
+                wd: self.wd,
+                b1: self.b1,
+                b2: self.b2,
+                eps: self.eps,
+                c1,
+                c2,
+            };
+            op.apply(p, g);
+        }
+        Ok(())
+    }
+
     /// One optimizer step. A parameter without gradient is an error: it would mean
     /// a graph op silently dropped it (BRIEF §2b).
     pub fn step(

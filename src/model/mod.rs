@@ -28,6 +28,7 @@
 //! with one slot per step.
 
 mod adamw;
+mod host;
 pub mod layers;
 mod ops;
 
@@ -133,18 +134,26 @@ pub struct Model {
     cache: Tensor,
     store: ParamStore,
     opt: AdamW,
+    /// The written-out CPU step ([`host`]), which owns the parameters from
+    /// creation on; `None` where the candle graph above runs the model.
+    host: Option<host::Host>,
 }
 
 /// The result of one forward pass, kept until the step is learned.
-pub struct Step {
-    logits: Tensor,
-    cache: Tensor,
+pub struct Step(StepOf);
+
+enum StepOf {
+    Graph { logits: Tensor, cache: Tensor },
+    Host { logits: Vec<f32> },
 }
 
 impl Step {
     /// The B x 256 logits, row-major.
     pub fn logits(&self) -> Result<Vec<f32>> {
-        self.logits.flatten_all()?.to_vec1::<f32>()
+        match &self.0 {
+            StepOf::Graph { logits, .. } => logits.flatten_all()?.to_vec1::<f32>(),
+            StepOf::Host { logits } => Ok(logits.clone()),
+        }
     }
 
     /// The B x 256 values `floor(softmax(logits) * (TOTAL - 256))`, computed on
@@ -156,7 +165,13 @@ impl Step {
     /// a device that computes the same.
     pub fn floors(&self) -> Result<Vec<u32>> {
         let spread = (crate::coder::PROB_TOTAL - 256) as f64;
-        candle_nn::ops::softmax_last_dim(&self.logits)?
+        let logits = match &self.0 {
+            StepOf::Graph { logits, .. } => logits.clone(),
+            StepOf::Host { logits } => {
+                Tensor::from_vec(logits.clone(), (logits.len() / 256, 256), &Device::Cpu)?
+            }
+        };
+        candle_nn::ops::softmax_last_dim(&logits)?
             .affine(spread, 0.0)?
             .floor()?
             .to_dtype(DType::U32)?
@@ -166,8 +181,15 @@ impl Step {
 }
 
 impl Model {
-    /// A freshly initialised model for `p` (weights from `p.seed`).
+    /// A freshly initialised model for `p` (weights from `p.seed`). On the
+    /// CPU it runs the written-out step ([`host`]), elsewhere candle's graph.
     pub fn new(p: &Preset, dev: &Device) -> Result<Self> {
+        Self::with_step(p, dev, fused_kernels(dev))
+    }
+
+    /// A model that runs the written-out CPU step if `host`, else the candle
+    /// graph (tests hold the two to the same bits).
+    pub(crate) fn with_step(p: &Preset, dev: &Device, host: bool) -> Result<Self> {
         let (b, t, d) = (p.lanes as usize, p.context as usize, p.embed as usize);
         let f = t * d;
         let (g, s, r) = (
@@ -242,6 +264,15 @@ impl Model {
         };
         let cache = Tensor::zeros((b, g), DType::F32, dev)?;
         let opt = AdamW::new(p, &ps.vars)?;
+        let host = if host {
+            let mut vars = Vec::with_capacity(ps.vars.len());
+            for (name, v) in &ps.vars {
+                vars.push((name.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?));
+            }
+            Some(host::Host::new(p, vars)?)
+        } else {
+            None
+        };
         Ok(Self {
             p: p.clone(),
             lanes: b,
@@ -265,6 +296,7 @@ impl Model {
             cache,
             store: ps,
             opt,
+            host,
         })
     }
 
@@ -285,7 +317,18 @@ impl Model {
 
     /// Forward pass on the contexts of all lanes: `ctx` holds B rows of T
     /// bytes; `side` the side models' predictions when the preset has them.
-    pub fn forward(&self, ctx: &[u8], side: Option<SideInputs>) -> Result<Step> {
+    pub fn forward(&mut self, ctx: &[u8], side: Option<SideInputs>) -> Result<Step> {
+        if let Some(host) = &mut self.host {
+            host.forward(ctx, side)?;
+            return Ok(Step(StepOf::Host {
+                logits: host.logits().to_vec(),
+            }));
+        }
+        self.graph_forward(ctx, side)
+    }
+
+    /// [`Model::forward`] as a candle graph.
+    fn graph_forward(&self, ctx: &[u8], side: Option<SideInputs>) -> Result<Step> {
         let (b, t, d) = (self.lanes, self.p.context as usize, self.p.embed as usize);
         let f = t * d;
         let ids: Vec<u32> = ctx.iter().map(|&c| c as u32).collect();
@@ -368,27 +411,44 @@ impl Model {
             let bonus = ops::mix(&w, &scores)?;
             logits = (logits + bonus)?;
         }
-        Ok(Step { logits, cache })
+        Ok(Step(StepOf::Graph { logits, cache }))
     }
 
     /// Learns from the true next byte of every lane: one AdamW step on the mean
     /// cross-entropy, then the cache keeps this step's slot.
     pub fn learn(&mut self, step: Step, targets: &[u8]) -> Result<()> {
-        let grads = ops::cross_entropy(&step.logits, targets)?.backward()?;
-        self.opt.step(&self.store.vars, &grads)?;
-        self.cache = step.cache.detach();
-        Ok(())
+        match (step.0, &mut self.host) {
+            (StepOf::Host { .. }, Some(host)) => host.learn(targets, &mut self.opt),
+            (StepOf::Graph { logits, cache }, None) => {
+                let grads = ops::cross_entropy(&logits, targets)?.backward()?;
+                self.opt.step(&self.store.vars, &grads)?;
+                self.cache = cache.detach();
+                Ok(())
+            }
+            _ => candle_core::bail!("a step learned by a model that did not make it"),
+        }
     }
 
     /// Gradient norm of every parameter for one step on the given data (for tests).
     pub fn grad_norms(
-        &self,
+        &mut self,
         ctx: &[u8],
         targets: &[u8],
         side: Option<SideInputs>,
     ) -> Result<Vec<(String, f32)>> {
-        let step = self.forward(ctx, side)?;
-        let grads = ops::cross_entropy(&step.logits, targets)?.backward()?;
+        if let Some(host) = &mut self.host {
+            host.forward(ctx, side)?;
+            host.backward(targets);
+            let norms = self.store.vars.iter().zip(&host.grads);
+            return Ok(norms
+                .map(|((name, _), g)| (name.clone(), g.iter().map(|v| v * v).sum::<f32>().sqrt()))
+                .collect());
+        }
+        let step = self.graph_forward(ctx, side)?;
+        let StepOf::Graph { logits, .. } = step.0 else {
+            candle_core::bail!("graph step expected")
+        };
+        let grads = ops::cross_entropy(&logits, targets)?.backward()?;
         let mut out = Vec::new();
         for (name, var) in &self.store.vars {
             let n = match grads.get(var.as_tensor()) {

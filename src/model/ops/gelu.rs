@@ -48,6 +48,54 @@ wide_kernel! {
     }
 }
 
+/// `y = gelu(x)` elementwise.
+pub(crate) fn gelu_into(x: &[f32], y: &mut [f32]) {
+    par::rows_mut(&mut y[..x.len()], 1, 24, |i, y| {
+        gelu_fwd(&x[i..i + y.len()], y)
+    });
+}
+
+/// `d = g * gelu'(x)` elementwise.
+pub(crate) fn gelu_grad(x: &[f32], g: &[f32], d: &mut [f32]) {
+    par::rows_mut(&mut d[..x.len()], 1, 32, |i, d| {
+        gelu_bwd(&x[i..i + d.len()], &g[i..i + d.len()], d)
+    });
+}
+
+/// GeGLU of the rows of `xw` (2h wide, before the bias `b`) into `y` (h wide).
+pub(crate) fn geglu_into(xw: &[f32], b: &[f32], y: &mut [f32]) {
+    let w = b.len();
+    let h = w / 2;
+    let rows = xw.len() / w;
+    par::rows_mut(&mut y[..rows * h], h, 24 * h, |i, y| {
+        let mut u = vec![0f32; w];
+        for (xr, yr) in xw[i * w..].chunks_exact(w).zip(y.chunks_exact_mut(h)) {
+            biased_row(xr, b, &mut u);
+            geglu_fwd(&u[..h], &u[h..], yr);
+        }
+    });
+}
+
+/// The gradient `du` (rows x 2h) of [`geglu_into`] for the output gradient
+/// `dy` (rows x h); it is also the gradient of `xw`, and its column sums the
+/// bias's.
+pub(crate) fn geglu_grad(xw: &[f32], b: &[f32], dy: &[f32], du: &mut [f32]) {
+    let w = b.len();
+    let h = w / 2;
+    par::rows_mut(&mut du[..xw.len()], w, 32 * w, |i, du| {
+        let mut u = vec![0f32; w];
+        for ((xr, dyr), dur) in xw[i * w..]
+            .chunks_exact(w)
+            .zip(dy[i * h..].chunks_exact(h))
+            .zip(du.chunks_exact_mut(w))
+        {
+            biased_row(xr, b, &mut u);
+            let (da, dg) = dur.split_at_mut(h);
+            geglu_bwd(&u[..h], &u[h..], dyr, da, dg);
+        }
+    });
+}
+
 /// GELU(x) = x * Phi(x), exact form.
 pub struct Gelu;
 
@@ -59,7 +107,7 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let mut y = vec![0f32; x.len()];
-        par::rows_mut(&mut y, 1, 24, |i, y| gelu_fwd(&x[i..i + y.len()], y));
+        gelu_into(x, &mut y);
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -84,9 +132,7 @@ impl CustomOp2 for GeluBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
         let mut d = vec![0f32; x.len()];
-        par::rows_mut(&mut d, 1, 32, |i, d| {
-            gelu_bwd(&x[i..i + d.len()], &g[i..i + d.len()], d)
-        });
+        gelu_grad(x, g, &mut d);
         Ok((CpuStorage::F32(d), l1.shape().clone()))
     }
 }
@@ -144,16 +190,9 @@ impl CustomOp2 for GeGlu {
     ) -> Result<(CpuStorage, Shape)> {
         let (xw, b) = (slice(s1, l1)?, slice(s2, l2)?);
         let (rows, w) = l1.shape().dims2()?;
-        let h = w / 2;
-        let mut y = vec![0f32; rows * h];
-        par::rows_mut(&mut y, h, 24 * h, |i, y| {
-            let mut u = vec![0f32; w];
-            for (xr, yr) in xw[i * w..].chunks_exact(w).zip(y.chunks_exact_mut(h)) {
-                biased_row(xr, b, &mut u);
-                geglu_fwd(&u[..h], &u[h..], yr);
-            }
-        });
-        Ok((CpuStorage::F32(y), Shape::from((rows, h))))
+        let mut y = vec![0f32; rows * w / 2];
+        geglu_into(xw, b, &mut y);
+        Ok((CpuStorage::F32(y), Shape::from((rows, w / 2))))
     }
 
     fn bwd(
@@ -186,21 +225,8 @@ impl CustomOp3 for GeGluBwd {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (xw, b, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let (_, w) = l1.shape().dims2()?;
-        let h = w / 2;
         let mut du = vec![0f32; xw.len()];
-        par::rows_mut(&mut du, w, 32 * w, |i, du| {
-            let mut u = vec![0f32; w];
-            for ((xr, dyr), dur) in xw[i * w..]
-                .chunks_exact(w)
-                .zip(dy[i * h..].chunks_exact(h))
-                .zip(du.chunks_exact_mut(w))
-            {
-                biased_row(xr, b, &mut u);
-                let (da, dg) = dur.split_at_mut(h);
-                geglu_bwd(&u[..h], &u[h..], dyr, da, dg);
-            }
-        });
+        geglu_grad(xw, b, dy, &mut du);
         Ok((CpuStorage::F32(du), l1.shape().clone()))
     }
 }

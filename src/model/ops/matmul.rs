@@ -463,6 +463,23 @@ wide_kernel! {
     }
 }
 
+/// `out` (cols x rows) = `x` (rows x cols) transposed.
+pub(crate) fn transpose_into(x: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
+    let out = &mut out[..rows * cols];
+    // SAFETY: f32 and MaybeUninit<f32> have the same layout, and the kernel
+    // only writes initialised values.
+    let out = unsafe {
+        std::slice::from_raw_parts_mut(
+            out.as_mut_ptr() as *mut std::mem::MaybeUninit<f32>,
+            out.len(),
+        )
+    };
+    crate::par::rows_mut(out, rows * 8, rows * 8, |c0, o| {
+        let c0 = c0 * 8;
+        transpose_kernel(x, o, rows, cols, c0, c0 + o.len() / rows.max(1));
+    });
+}
+
 /// The transpose of the last two dimensions as a strided view for small
 /// products (no copy), or as a contiguous copy that the vector panels can use.
 fn transposed_operand(x: &Tensor, rows_using_it: usize) -> Result<Tensor> {

@@ -36,6 +36,28 @@ fn mix_bwd(dout: &[f32], entries: &[(u32, f32)], dw: &mut [f32]) {
     }
 }
 
+/// `out` (B x 256) = the score rows of every lane weighted by `w` (B x R).
+pub(crate) fn mix_into(w: &[f32], scores: &Scores, out: &mut [f32]) {
+    let (b, r) = (scores.lanes(), scores.rows);
+    let per_lane = scores.entries.len() / b.max(1) + 256;
+    par::rows_mut(&mut out[..b * 256], 256, per_lane, |i0, out| {
+        for (i, o) in (i0..).zip(out.chunks_exact_mut(256)) {
+            mix_fwd(&w[i * r..(i + 1) * r], scores.lane(i), o);
+        }
+    });
+}
+
+/// `dw` (B x R) of [`mix_into`] for the output gradient `dout` (B x 256).
+pub(crate) fn mix_grad(dout: &[f32], scores: &Scores, dw: &mut [f32]) {
+    let (b, r) = (scores.lanes(), scores.rows);
+    let per_lane = scores.entries.len() / b.max(1) + r;
+    par::rows_mut(&mut dw[..b * r], r, per_lane, |i0, dw| {
+        for (i, d) in (i0..).zip(dw.chunks_exact_mut(r)) {
+            mix_bwd(&dout[i * 256..(i + 1) * 256], scores.lane(i), d);
+        }
+    });
+}
+
 /// The weighted sum of `scores` by weights w (B, R): (B, 256).
 struct Mix {
     scores: Arc<Scores>,
@@ -63,12 +85,7 @@ impl CustomOp1 for Mix {
         let (b, r) = self.check(lw)?;
         let w = super::slice(sw, lw)?;
         let mut out = vec![0f32; b * 256];
-        let per_lane = self.scores.entries.len() / b.max(1) + 256;
-        par::rows_mut(&mut out, 256, per_lane, |i0, out| {
-            for (i, o) in (i0..).zip(out.chunks_exact_mut(256)) {
-                mix_fwd(&w[i * r..(i + 1) * r], self.scores.lane(i), o);
-            }
-        });
+        mix_into(&w[..b * r], &self.scores, &mut out);
         Ok((CpuStorage::F32(out), Shape::from((b, 256))))
     }
 
@@ -97,12 +114,7 @@ impl CustomOp1 for MixGrad {
         }
         let dout = super::slice(sg, lg)?;
         let mut dw = vec![0f32; b * r];
-        let per_lane = self.scores.entries.len() / b.max(1) + r;
-        par::rows_mut(&mut dw, r, per_lane, |i0, dw| {
-            for (i, d) in (i0..).zip(dw.chunks_exact_mut(r)) {
-                mix_bwd(&dout[i * 256..(i + 1) * 256], self.scores.lane(i), d);
-            }
-        });
+        mix_grad(dout, &self.scores, &mut dw);
         Ok((CpuStorage::F32(dw), Shape::from((b, r))))
     }
 }

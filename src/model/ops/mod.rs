@@ -34,6 +34,14 @@ pub use norm::LayerNorm;
 pub use prob::{cross_entropy, sigmoid, softmax_last_dim};
 pub use rows::{add_bias, row_scale, scale};
 
+// The kernels on plain slices, for the written-out CPU step (`model::host`).
+pub(crate) use gelu::{geglu_grad, geglu_into, gelu_grad, gelu_into};
+pub(crate) use matmul::transpose_into;
+pub(crate) use mix::{mix_grad, mix_into};
+pub(crate) use norm::{layer_norm, layer_norm_grad};
+pub(crate) use prob::{cross_entropy_grad, sigmoid_grad, sigmoid_into, softmax_grad, softmax_into};
+pub(crate) use rows::{col_sum, rows_with, scale_grad, scale_into};
+
 use candle_core::{CpuStorage, Layout, Result};
 
 /// The contiguous f32 data of a tensor.

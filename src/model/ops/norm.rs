@@ -22,6 +22,65 @@ fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
+/// Layer norm of each `w.len()`-wide row of `x` into `y`: xhat * w + b.
+pub(crate) fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
+    let d = w.len();
+    par::rows_mut(&mut y[..x.len()], d, 8 * d, |i, y| {
+        for (xr, yr) in x[i * d..].chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+            let (mean, inv) = row_stats(xr, eps);
+            for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
+                *o = (v - mean) * inv * wv + bv;
+            }
+        }
+    });
+}
+
+/// The backward pass of [`layer_norm`] for the output gradient `g`: `dx`
+/// (rows x d) and `dw` (d), both overwritten. Each row's statistics are
+/// computed once; the operations are those of the graph Normalize, RowScale,
+/// AddBias ran, so the bits are the same.
+pub(crate) fn layer_norm_grad(
+    x: &[f32],
+    w: &[f32],
+    g: &[f32],
+    eps: f32,
+    dx: &mut [f32],
+    dw: &mut [f32],
+) {
+    let d = w.len();
+    let rows = x.len() / d;
+    let (dx, dw) = (&mut dx[..x.len()], &mut dw[..d]);
+    dw.fill(0.0);
+    let mut stats = vec![(0f32, 0f32); rows];
+    // dx row by row (each row's statistics kept for dw) ...
+    let dxp = par::SharedMut(dx.as_mut_ptr());
+    par::rows_mut(&mut stats, 1, 12 * d, |i0, st| {
+        let mut gx = vec![0f32; d];
+        for (i, s) in (i0..).zip(st.iter_mut()) {
+            let (xr, gr) = (&x[i * d..(i + 1) * d], &g[i * d..(i + 1) * d]);
+            *s = row_stats(xr, eps);
+            // The gradient reaching xhat, as candle's graph accumulated it
+            // onto zeros (`+ 0.0` turns -0 into +0).
+            for ((o, &gv), &wv) in gx.iter_mut().zip(gr).zip(w) {
+                *o = gv * wv + 0.0;
+            }
+            // SAFETY: row i of dx (inside `dx`, rows x d) belongs to this
+            // range of rows only.
+            let dr = unsafe { dxp.slice(i * d, d) };
+            normalize_bwd_row(xr, &gx, *s, dr);
+        }
+    });
+    // ... then dw column by column, each a sum over the rows in order.
+    par::rows_mut(dw, 1, 2 * rows, |j0, dw| {
+        for (i, &(mean, inv)) in stats.iter().enumerate() {
+            let (gr, xr) = (&g[i * d + j0..], &x[i * d + j0..]);
+            for ((o, &gv), &v) in dw.iter_mut().zip(gr).zip(xr) {
+                *o += gv * ((v - mean) * inv);
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 impl CustomOp1 for Normalize {
     fn name(&self) -> &'static str {
@@ -119,16 +178,8 @@ impl CustomOp3 for LayerNorm {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let d = w.len();
         let mut y = vec![0f32; x.len()];
-        par::rows_mut(&mut y, d, 8 * d, |i, y| {
-            for (xr, yr) in x[i * d..].chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-                let (mean, inv) = row_stats(xr, self.eps);
-                for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
-                    *o = (v - mean) * inv * wv + bv;
-                }
-            }
-        });
+        layer_norm(x, w, b, self.eps, &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -178,34 +229,7 @@ impl CustomOp3 for LayerNormBwd {
         let rows = x.len() / d;
         let mut out = vec![0f32; x.len() + d];
         let (dx, dw) = out.split_at_mut(x.len());
-        let mut stats = vec![(0f32, 0f32); rows];
-        // dx row by row (each row's statistics kept for dw) ...
-        let dxp = par::SharedMut(dx.as_mut_ptr());
-        par::rows_mut(&mut stats, 1, 12 * d, |i0, st| {
-            let mut gx = vec![0f32; d];
-            for (i, s) in (i0..).zip(st.iter_mut()) {
-                let (xr, gr) = (&x[i * d..(i + 1) * d], &g[i * d..(i + 1) * d]);
-                *s = row_stats(xr, self.eps);
-                // The gradient reaching xhat, as candle's graph accumulated it
-                // onto zeros (`+ 0.0` turns -0 into +0).
-                for ((o, &gv), &wv) in gx.iter_mut().zip(gr).zip(w) {
-                    *o = gv * wv + 0.0;
-                }
-                // SAFETY: row i of dx (inside `dx`, rows x d) belongs to this
-                // range of rows only.
-                let dr = unsafe { dxp.slice(i * d, d) };
-                normalize_bwd_row(xr, &gx, *s, dr);
-            }
-        });
-        // ... then dw column by column, each a sum over the rows in order.
-        par::rows_mut(dw, 1, 2 * rows, |j0, dw| {
-            for (i, &(mean, inv)) in stats.iter().enumerate() {
-                let (gr, xr) = (&g[i * d + j0..], &x[i * d + j0..]);
-                for ((o, &gv), &v) in dw.iter_mut().zip(gr).zip(xr) {
-                    *o += gv * ((v - mean) * inv);
-                }
-            }
-        });
+        layer_norm_grad(x, w, g, self.eps, dx, dw);
         Ok((CpuStorage::F32(out), Shape::from((rows + 1, d))))
     }
 }

@@ -45,6 +45,68 @@ wide_kernel! {
     }
 }
 
+/// `y = sigmoid(x)` elementwise.
+pub(crate) fn sigmoid_into(x: &[f32], y: &mut [f32]) {
+    par::rows_mut(&mut y[..x.len()], 1, 16, |i, y| {
+        sigmoid_kernel(&x[i..i + y.len()], y)
+    });
+}
+
+/// `dx = dy * y * (1 - y)` for the sigmoid's output `y`.
+pub(crate) fn sigmoid_grad(y: &[f32], dy: &[f32], dx: &mut [f32]) {
+    par::rows_mut(&mut dx[..y.len()], 1, 4, |i, d| {
+        sigmoid_bwd_kernel(&y[i..i + d.len()], &dy[i..i + d.len()], d)
+    });
+}
+
+/// Softmax of each `n`-wide row of `x` into `y`.
+pub(crate) fn softmax_into(x: &[f32], n: usize, y: &mut [f32]) {
+    par::rows_mut(&mut y[..x.len()], n, 16 * n, |i, y| {
+        for (xr, yr) in x[i * n..].chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            softmax_row(xr, yr);
+        }
+    });
+}
+
+/// dx = y * (dy - d), d = sum of dy * y over each `n`-wide row in index order.
+pub(crate) fn softmax_grad(y: &[f32], dy: &[f32], n: usize, dx: &mut [f32]) {
+    par::rows_mut(&mut dx[..y.len()], n, 4 * n, |i, dx| {
+        for ((yr, gr), dr) in y[i * n..]
+            .chunks_exact(n)
+            .zip(dy[i * n..].chunks_exact(n))
+            .zip(dx.chunks_exact_mut(n))
+        {
+            let mut d = 0f32;
+            for (&s, &g) in yr.iter().zip(gr) {
+                d += g * s;
+            }
+            for ((o, &s), &g) in dr.iter_mut().zip(yr).zip(gr) {
+                *o = s * (g - d);
+            }
+        }
+    });
+}
+
+/// The gradient of `g` times the mean cross-entropy of (B, 256) `logits`
+/// against `targets`: (softmax - onehot) * (g / B).
+pub(crate) fn cross_entropy_grad(logits: &[f32], targets: &[u8], g: f32, dx: &mut [f32]) {
+    let n = 256;
+    let scale = g / targets.len() as f32;
+    par::rows_mut(&mut dx[..logits.len()], n, 16 * n, |i, dx| {
+        for ((row, dr), &t) in logits[i * n..]
+            .chunks_exact(n)
+            .zip(dx.chunks_exact_mut(n))
+            .zip(&targets[i..])
+        {
+            softmax_row(row, dr);
+            dr[t as usize] -= 1.0;
+            for o in dr.iter_mut() {
+                *o *= scale;
+            }
+        }
+    });
+}
+
 /// The logistic function, elementwise.
 pub struct Sigmoid;
 
@@ -56,7 +118,7 @@ impl CustomOp1 for Sigmoid {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = slice(s, l)?;
         let mut y = vec![0f32; x.len()];
-        par::rows_mut(&mut y, 1, 16, |i, y| sigmoid_kernel(&x[i..i + y.len()], y));
+        sigmoid_into(x, &mut y);
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -81,9 +143,7 @@ impl CustomOp2 for SigmoidBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (y, dy) = (slice(s1, l1)?, slice(s2, l2)?);
         let mut dx = vec![0f32; y.len()];
-        par::rows_mut(&mut dx, 1, 4, |i, d| {
-            sigmoid_bwd_kernel(&y[i..i + d.len()], &dy[i..i + d.len()], d)
-        });
+        sigmoid_grad(y, dy, &mut dx);
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -100,11 +160,7 @@ impl CustomOp1 for Softmax {
         let x = slice(s, l)?;
         let n = *l.dims().last().unwrap_or(&1);
         let mut y = vec![0f32; x.len()];
-        par::rows_mut(&mut y, n, 16 * n, |i, y| {
-            for (xr, yr) in x[i * n..].chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-                softmax_row(xr, yr);
-            }
-        });
+        softmax_into(x, n, &mut y);
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
 
@@ -131,21 +187,7 @@ impl CustomOp2 for SoftmaxBwd {
         let (y, dy) = (slice(s1, l1)?, slice(s2, l2)?);
         let n = *l1.dims().last().unwrap_or(&1);
         let mut dx = vec![0f32; y.len()];
-        par::rows_mut(&mut dx, n, 4 * n, |i, dx| {
-            for ((yr, gr), dr) in y[i * n..]
-                .chunks_exact(n)
-                .zip(dy[i * n..].chunks_exact(n))
-                .zip(dx.chunks_exact_mut(n))
-            {
-                let mut d = 0f32;
-                for (&s, &g) in yr.iter().zip(gr) {
-                    d += g * s;
-                }
-                for ((o, &s), &g) in dr.iter_mut().zip(yr).zip(gr) {
-                    *o = s * (g - d);
-                }
-            }
-        });
+        softmax_grad(y, dy, n, &mut dx);
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
@@ -185,22 +227,8 @@ impl CustomOp1 for CrossEntropy {
         let g = grad.to_scalar::<f32>()?;
         let x = x.contiguous()?;
         let v = x.flatten_all()?.to_vec1::<f32>()?;
-        let n = 256;
-        let scale = g / self.targets.len() as f32;
         let mut dx = vec![0f32; v.len()];
-        par::rows_mut(&mut dx, n, 16 * n, |i, dx| {
-            for ((row, dr), &t) in v[i * n..]
-                .chunks_exact(n)
-                .zip(dx.chunks_exact_mut(n))
-                .zip(&self.targets[i..])
-            {
-                softmax_row(row, dr);
-                dr[t as usize] -= 1.0;
-                for o in dr.iter_mut() {
-                    *o *= scale;
-                }
-            }
-        });
+        cross_entropy_grad(&v, &self.targets, g, &mut dx);
         Ok(Some(Tensor::from_vec(dx, x.dims(), x.device())?))
     }
 }

@@ -20,14 +20,7 @@ impl CustomOp1 for ColSum {
         let x = slice(s, l)?;
         let n = *l.shape().dims().last().unwrap_or(&1);
         let mut out = vec![0f32; n];
-        let rows = x.len() / n.max(1);
-        par::rows_mut(&mut out, 1, rows, |j0, out| {
-            for row in x.chunks_exact(n) {
-                for (o, &v) in out.iter_mut().zip(&row[j0..]) {
-                    *o += v;
-                }
-            }
-        });
+        col_sum(x, &mut out);
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
@@ -50,14 +43,7 @@ impl CustomOp2 for ColSumProd {
         let (a, b) = (slice(s1, l1)?, slice(s2, l2)?);
         let n = *l1.shape().dims().last().unwrap_or(&1);
         let mut out = vec![0f32; n];
-        let rows = a.len() / n.max(1);
-        par::rows_mut(&mut out, 1, 2 * rows, |j0, out| {
-            for (ra, rb) in a.chunks_exact(n).zip(b.chunks_exact(n)) {
-                for ((o, &x), &y) in out.iter_mut().zip(&ra[j0..]).zip(&rb[j0..]) {
-                    *o += x * y;
-                }
-            }
-        });
+        col_sum_prod(a, b, &mut out);
         Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
@@ -71,16 +57,66 @@ fn row_map(
     f: impl Fn(f32, f32) -> f32 + Sync,
 ) -> Result<(CpuStorage, Shape)> {
     let (x, v) = (slice(s1, l1)?, slice(s2, l2)?);
-    let n = v.len();
     let mut out = vec![0f32; x.len()];
-    par::rows_mut(&mut out, n, n, |i, out| {
+    rows_with(x, v, &mut out, f);
+    Ok((CpuStorage::F32(out), l1.shape().clone()))
+}
+
+/// `out[i][j] = f(x[i][j], v[j])` for the `v.len()`-wide rows of `x`.
+pub(crate) fn rows_with(x: &[f32], v: &[f32], out: &mut [f32], f: impl Fn(f32, f32) -> f32 + Sync) {
+    let n = v.len();
+    par::rows_mut(&mut out[..x.len()], n, n, |i, out| {
         for (xr, or) in x[i * n..].chunks_exact(n).zip(out.chunks_exact_mut(n)) {
             for ((o, &a), &b) in or.iter_mut().zip(xr).zip(v) {
                 *o = f(a, b);
             }
         }
     });
-    Ok((CpuStorage::F32(out), l1.shape().clone()))
+}
+
+/// The column sums of `x`'s `out.len()`-wide rows, in row order from +0.
+pub(crate) fn col_sum(x: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    out.fill(0.0);
+    let rows = x.len() / n.max(1);
+    par::rows_mut(out, 1, rows, |j0, out| {
+        for row in x[..rows * n].chunks_exact(n) {
+            for (o, &v) in out.iter_mut().zip(&row[j0..]) {
+                *o += v;
+            }
+        }
+    });
+}
+
+/// The column sums of the elementwise product of `a` and `b` (rows
+/// `out.len()` wide), in row order from +0.
+pub(crate) fn col_sum_prod(a: &[f32], b: &[f32], out: &mut [f32]) {
+    let n = out.len();
+    out.fill(0.0);
+    let rows = a.len() / n.max(1);
+    par::rows_mut(out, 1, 2 * rows, |j0, out| {
+        for (ra, rb) in a[..rows * n].chunks_exact(n).zip(b.chunks_exact(n)) {
+            for ((o, &x), &y) in out.iter_mut().zip(&ra[j0..]).zip(&rb[j0..]) {
+                *o += x * y;
+            }
+        }
+    });
+}
+
+/// `y = x * s` elementwise.
+pub(crate) fn scale_into(x: &[f32], s: f32, y: &mut [f32]) {
+    par::rows_mut(&mut y[..x.len()], 1, 1, |i, y| {
+        scale_kernel(&x[i..i + y.len()], s, y)
+    });
+}
+
+/// The gradient of a skip scale `s` in `x * s` for the output gradient `g`
+/// (of `width`-wide rows): the column sums of g * x, then their sum in index
+/// order, as [`Scale`]'s backward pass.
+pub(crate) fn scale_grad(g: &[f32], x: &[f32], width: usize, cols: &mut Vec<f32>) -> f32 {
+    cols.resize(width, 0.0);
+    col_sum_prod(g, x, cols);
+    cols.iter().fold(0f32, |a, &v| a + v)
 }
 
 /// x + b for x of shape (rows, n) and b of shape (n).
@@ -203,9 +239,7 @@ impl CustomOp2 for Scale {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, s) = (slice(s1, l1)?, slice(s2, l2)?);
         let mut y = vec![0f32; x.len()];
-        par::rows_mut(&mut y, 1, 1, |i, y| {
-            scale_kernel(&x[i..i + y.len()], s[0], y)
-        });
+        scale_into(x, s[0], &mut y);
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
