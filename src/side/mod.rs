@@ -282,6 +282,13 @@ impl Side {
         // One context's candidates: (byte, count), by byte.
         let mut cands: Vec<(u8, u8)> = Vec::with_capacity(CANDIDATES);
         let mut picks = vec![256u32; self.lanes * sources];
+        if let Some(st) = &self.stats {
+            for past in &self.past[..self.lanes] {
+                for &k in &self.contexts {
+                    st.prefetch(past.key(k), k.tag());
+                }
+            }
+        }
         if let Some(m) = &mut self.matcher {
             m.predict(&self.hist, &mut self.matches);
         }
@@ -346,6 +353,13 @@ impl Side {
         self.hist.push_step(bytes);
         if let Some(m) = &mut self.matcher {
             m.learn(&self.hist, bytes);
+        }
+        if let Some(st) = &self.stats {
+            for past in &self.past[..bytes.len()] {
+                for &k in &self.contexts {
+                    st.prefetch(past.key(k), k.tag());
+                }
+            }
         }
         for (b, &v) in bytes.iter().enumerate() {
             if let Some(st) = &mut self.stats {

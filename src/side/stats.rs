@@ -71,6 +71,23 @@ impl Stats {
         }
     }
 
+    /// Starts loading the slot of context `key` of kind `tag` into the cache.
+    /// A step looks up every lane's contexts in a table far larger than the
+    /// caches; asking for all of them first lets the misses overlap instead
+    /// of waiting on each in turn.
+    #[inline]
+    pub fn prefetch(&self, key: u64, tag: u32) {
+        let (i, _) = locate(key, tag, self.bits);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: a prefetch never faults, and the address is inside the table.
+        unsafe {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(i) as *const i8);
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = i;
+    }
+
     /// What the table knows of context `key` of kind `tag`.
     pub fn seen(&self, key: u64, tag: u32) -> Seen {
         let (i, check) = locate(key, tag, self.bits);

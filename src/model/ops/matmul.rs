@@ -97,17 +97,54 @@ unsafe fn gemm_rows(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: *
 }
 
 wide_kernel! {
-    /// Columns `from..n` of C, one chain at a time (B may have any strides).
+    /// Columns `from..n` of C (B may have any strides), several chains at a
+    /// time: eight rows of one column, or where fewer than eight rows are
+    /// left, eight columns of one row. Each chain still runs over p in
+    /// order; advancing eight side by side only hides the FMA's latency
+    /// (one chain at a time waited on every step).
     fn chains(m: usize, n: usize, k: usize, a: View<'_>, b: View<'_>, c: *mut f32, from: usize) {
+        const T: usize = 8;
         // SAFETY: `gemm_into` checked that both views cover the product, and
         // its caller that c holds m x n.
         unsafe {
             let (pa, pb) = (a.data.as_ptr().add(a.off), b.data.as_ptr().add(b.off));
-            for i in 0..m {
+            let at = |i: usize, p: usize| *pa.add(i * a.rs + p * a.cs);
+            let bt = |p: usize, j: usize| *pb.add(p * b.rs + j * b.cs);
+            let mut i = 0;
+            while i + T <= m {
                 for j in from..n {
+                    let mut s = [0f32; T];
+                    for p in 0..k {
+                        let bv = bt(p, j);
+                        for (r, s) in s.iter_mut().enumerate() {
+                            *s = at(i + r, p).mul_add(bv, *s);
+                        }
+                    }
+                    for (r, &s) in s.iter().enumerate() {
+                        c.add((i + r) * n + j).write(s);
+                    }
+                }
+                i += T;
+            }
+            for i in i..m {
+                let mut j = from;
+                while j + T <= n {
+                    let mut s = [0f32; T];
+                    for p in 0..k {
+                        let av = at(i, p);
+                        for (q, s) in s.iter_mut().enumerate() {
+                            *s = av.mul_add(bt(p, j + q), *s);
+                        }
+                    }
+                    for (q, &s) in s.iter().enumerate() {
+                        c.add(i * n + j + q).write(s);
+                    }
+                    j += T;
+                }
+                for j in j..n {
                     let mut s = 0f32;
                     for p in 0..k {
-                        s = (*pa.add(i * a.rs + p * a.cs)).mul_add(*pb.add(p * b.rs + j * b.cs), s);
+                        s = at(i, p).mul_add(bt(p, j), s);
                     }
                     c.add(i * n + j).write(s);
                 }
