@@ -15,24 +15,31 @@
 
 use crate::par;
 use crate::side::Scores;
+use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use std::sync::Arc;
 
-/// Logits of one lane: `out[c] = fma(w[r], s, out[c])` over its entries.
-fn mix_fwd(w: &[f32], entries: &[(u32, f32)], out: &mut [f32]) {
-    out.fill(0.0);
-    for &(i, s) in entries {
-        let (r, c) = (i as usize / 256, i as usize % 256);
-        out[c] = w[r].mul_add(s, out[c]);
+wide_kernel! {
+    /// Logits of one lane: `out[c] = fma(w[r], s, out[c])` over its entries
+    /// (compiled with the FMA instruction where the CPU has one; elsewhere
+    /// `mul_add` calls the C library's exact `fmaf`).
+    fn mix_fwd(w: &[f32], entries: &[(u32, f32)], out: &mut [f32]) {
+        out.fill(0.0);
+        for &(i, s) in entries {
+            let (r, c) = (i as usize / 256, i as usize % 256);
+            out[c] = w[r].mul_add(s, out[c]);
+        }
     }
 }
 
-/// dw of one lane: `dw[r] = fma(dout[c], s, dw[r])` over its entries.
-fn mix_bwd(dout: &[f32], entries: &[(u32, f32)], dw: &mut [f32]) {
-    dw.fill(0.0);
-    for &(i, s) in entries {
-        let (r, c) = (i as usize / 256, i as usize % 256);
-        dw[r] = dout[c].mul_add(s, dw[r]);
+wide_kernel! {
+    /// dw of one lane: `dw[r] = fma(dout[c], s, dw[r])` over its entries.
+    fn mix_bwd(dout: &[f32], entries: &[(u32, f32)], dw: &mut [f32]) {
+        dw.fill(0.0);
+        for &(i, s) in entries {
+            let (r, c) = (i as usize / 256, i as usize % 256);
+            dw[r] = dout[c].mul_add(s, dw[r]);
+        }
     }
 }
 

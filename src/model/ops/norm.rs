@@ -4,6 +4,7 @@
 use super::rows::ColSum;
 use super::slice;
 use crate::par;
+use crate::simd::wide_kernel;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 #[cfg(test)]
 use candle_core::{CustomOp1, CustomOp2};
@@ -22,16 +23,69 @@ fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     (mean, 1.0 / (var + eps).sqrt())
 }
 
-/// Layer norm of each `w.len()`-wide row of `x` into `y`: xhat * w + b.
-pub(crate) fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
-    let d = w.len();
-    par::rows_mut(&mut y[..x.len()], d, 8 * d, |i, y| {
-        for (xr, yr) in x[i * d..].chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            let (mean, inv) = row_stats(xr, eps);
+/// Rows whose sums advance side by side.
+const GROUP: usize = 8;
+
+/// [`row_stats`] of the `d`-wide rows of `x`, one per element of `out`. The
+/// sums of eight rows advance side by side, each in its own index order (the
+/// same bits): one row's chain of dependent adds waited on the add latency
+/// at every element.
+fn rows_stats(x: &[f32], d: usize, eps: f32, out: &mut [(f32, f32)]) {
+    let n = d as f32;
+    let done = out.len() / GROUP * GROUP;
+    let mut chunks = out.chunks_exact_mut(GROUP);
+    for (k, o) in (&mut chunks).enumerate() {
+        let rows: [&[f32]; GROUP] = std::array::from_fn(|r| &x[(k * GROUP + r) * d..][..d]);
+        // `Sum` for f32 folds from -0.0.
+        let mut s = [-0.0f32; GROUP];
+        for j in 0..d {
+            for (s, row) in s.iter_mut().zip(&rows) {
+                *s += row[j];
+            }
+        }
+        let mean = s.map(|v| v / n);
+        let mut q = [-0.0f32; GROUP];
+        for j in 0..d {
+            for ((q, row), &m) in q.iter_mut().zip(&rows).zip(&mean) {
+                *q += (row[j] - m) * (row[j] - m);
+            }
+        }
+        for ((o, &m), &q) in o.iter_mut().zip(&mean).zip(&q) {
+            *o = (m, 1.0 / (q / n + eps).sqrt());
+        }
+    }
+    for (i, o) in (done..).zip(chunks.into_remainder()) {
+        *o = row_stats(&x[i * d..(i + 1) * d], eps);
+    }
+}
+
+wide_kernel! {
+    /// Layer norm of the rows of `x` (as many as `stats` holds) into `y`.
+    fn layer_norm_rows(
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        eps: f32,
+        y: &mut [f32],
+        stats: &mut [(f32, f32)],
+    ) {
+        let d = w.len();
+        rows_stats(x, d, eps, stats);
+        for ((xr, yr), &(mean, inv)) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)).zip(&*stats) {
             for (((o, &v), &wv), &bv) in yr.iter_mut().zip(xr).zip(w).zip(b) {
                 *o = (v - mean) * inv * wv + bv;
             }
         }
+    }
+}
+
+/// Layer norm of each `w.len()`-wide row of `x` into `y`: xhat * w + b.
+pub(crate) fn layer_norm(x: &[f32], w: &[f32], b: &[f32], eps: f32, y: &mut [f32]) {
+    let d = w.len();
+    par::rows_mut(&mut y[..x.len()], d, 8 * d, |i, y| {
+        let rows = y.len() / d;
+        let mut stats = vec![(0f32, 0f32); rows];
+        layer_norm_rows(&x[i * d..(i + rows) * d], w, b, eps, y, &mut stats);
     });
 }
 
@@ -55,20 +109,13 @@ pub(crate) fn layer_norm_grad(
     // dx row by row (each row's statistics kept for dw) ...
     let dxp = par::SharedMut(dx.as_mut_ptr());
     par::rows_mut(&mut stats, 1, 12 * d, |i0, st| {
-        let mut gx = vec![0f32; d];
-        for (i, s) in (i0..).zip(st.iter_mut()) {
-            let (xr, gr) = (&x[i * d..(i + 1) * d], &g[i * d..(i + 1) * d]);
-            *s = row_stats(xr, eps);
-            // The gradient reaching xhat, as candle's graph accumulated it
-            // onto zeros (`+ 0.0` turns -0 into +0).
-            for ((o, &gv), &wv) in gx.iter_mut().zip(gr).zip(w) {
-                *o = gv * wv + 0.0;
-            }
-            // SAFETY: row i of dx (inside `dx`, rows x d) belongs to this
-            // range of rows only.
-            let dr = unsafe { dxp.slice(i * d, d) };
-            normalize_bwd_row(xr, &gx, *s, dr);
-        }
+        let rows = st.len();
+        let (x, g) = (&x[i0 * d..(i0 + rows) * d], &g[i0 * d..(i0 + rows) * d]);
+        // SAFETY: rows i0.. of dx (inside `dx`, rows x d) belong to this
+        // range of rows only.
+        let dx = unsafe { dxp.slice(i0 * d, rows * d) };
+        let mut gx = vec![0f32; rows * d];
+        layer_norm_grad_rows(x, w, g, eps, st, &mut gx, dx);
     });
     // ... then dw column by column, each a sum over the rows in order.
     par::rows_mut(dw, 1, 2 * rows, |j0, dw| {
@@ -137,6 +184,59 @@ impl CustomOp2 for NormalizeBwd {
             normalize_bwd_row(xr, gr, row_stats(xr, self.eps), dr);
         }
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+wide_kernel! {
+    /// dx of [`layer_norm_grad`] for the rows of `x` (as many as `stats`
+    /// holds), their statistics into `stats`; `gx` is scratch of x's size.
+    fn layer_norm_grad_rows(
+        x: &[f32],
+        w: &[f32],
+        g: &[f32],
+        eps: f32,
+        stats: &mut [(f32, f32)],
+        gx: &mut [f32],
+        dx: &mut [f32],
+    ) {
+        let d = w.len();
+        rows_stats(x, d, eps, stats);
+        // The gradient reaching xhat, as candle's graph accumulated it onto
+        // zeros (`+ 0.0` turns -0 into +0).
+        for (gxr, gr) in gx.chunks_exact_mut(d).zip(g.chunks_exact(d)) {
+            for ((o, &gv), &wv) in gxr.iter_mut().zip(gr).zip(w) {
+                *o = gv * wv + 0.0;
+            }
+        }
+        let n = d as f32;
+        let rows = stats.len();
+        let mut k = 0;
+        while k + GROUP <= rows {
+            // The two sums of eight rows side by side, each in index order.
+            let (mut sg, mut sgx) = ([0f32; GROUP], [0f32; GROUP]);
+            for j in 0..d {
+                for r in 0..GROUP {
+                    let (mean, inv) = stats[k + r];
+                    let (v, gv) = (x[(k + r) * d + j], gx[(k + r) * d + j]);
+                    sg[r] += gv;
+                    sgx[r] += gv * (v - mean) * inv;
+                }
+            }
+            for r in 0..GROUP {
+                let i = k + r;
+                let (mean, inv) = stats[i];
+                let (mg, mgx) = (sg[r] / n, sgx[r] / n);
+                let (xr, gr) = (&x[i * d..(i + 1) * d], &gx[i * d..(i + 1) * d]);
+                for ((o, &v), &gv) in dx[i * d..(i + 1) * d].iter_mut().zip(xr).zip(gr) {
+                    *o = inv * (gv - mg - (v - mean) * inv * mgx);
+                }
+            }
+            k += GROUP;
+        }
+        for i in k..rows {
+            let (xr, gr) = (&x[i * d..(i + 1) * d], &gx[i * d..(i + 1) * d]);
+            normalize_bwd_row(xr, gr, stats[i], &mut dx[i * d..(i + 1) * d]);
+        }
     }
 }
 
