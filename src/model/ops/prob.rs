@@ -62,9 +62,7 @@ pub(crate) fn sigmoid_grad(y: &[f32], dy: &[f32], dx: &mut [f32]) {
 /// Softmax of each `n`-wide row of `x` into `y`.
 pub(crate) fn softmax_into(x: &[f32], n: usize, y: &mut [f32]) {
     par::rows_mut(&mut y[..x.len()], n, 16 * n, |i, y| {
-        for (xr, yr) in x[i * n..].chunks_exact(n).zip(y.chunks_exact_mut(n)) {
-            softmax_row(xr, yr);
-        }
+        softmax_rows(&x[i * n..i * n + y.len()], n, y)
     });
 }
 
@@ -93,18 +91,54 @@ pub(crate) fn cross_entropy_grad(logits: &[f32], targets: &[u8], g: f32, dx: &mu
     let n = 256;
     let scale = g / targets.len() as f32;
     par::rows_mut(&mut dx[..logits.len()], n, 16 * n, |i, dx| {
-        for ((row, dr), &t) in logits[i * n..]
-            .chunks_exact(n)
-            .zip(dx.chunks_exact_mut(n))
-            .zip(&targets[i..])
-        {
-            softmax_row(row, dr);
+        softmax_rows(&logits[i * n..i * n + dx.len()], n, dx);
+        for (dr, &t) in dx.chunks_exact_mut(n).zip(&targets[i..]) {
             dr[t as usize] -= 1.0;
             for o in dr.iter_mut() {
                 *o *= scale;
             }
         }
     });
+}
+
+wide_kernel! {
+    /// [`softmax_row`] of every `n`-wide row of `x` into `y`, the sums of
+    /// eight rows advancing side by side (each in index order: the same
+    /// bits; one row's chain of dependent adds waited on every add).
+    fn softmax_rows(x: &[f32], n: usize, y: &mut [f32]) {
+        const G: usize = 8;
+        let rows = x.len() / n;
+        for (xr, yr) in x.chunks_exact(n).zip(y.chunks_exact_mut(n)) {
+            let max = xr.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            for (o, &v) in yr.iter_mut().zip(xr) {
+                *o = exp(v - max);
+            }
+        }
+        let mut k = 0;
+        while k + G <= rows {
+            let mut s = [0f32; G];
+            for j in 0..n {
+                for (r, s) in s.iter_mut().enumerate() {
+                    *s += y[(k + r) * n + j];
+                }
+            }
+            for (r, &s) in s.iter().enumerate() {
+                for o in &mut y[(k + r) * n..(k + r + 1) * n] {
+                    *o /= s;
+                }
+            }
+            k += G;
+        }
+        for yr in y[k * n..rows * n].chunks_exact_mut(n) {
+            let mut s = 0f32;
+            for &e in yr.iter() {
+                s += e;
+            }
+            for o in yr.iter_mut() {
+                *o /= s;
+            }
+        }
+    }
 }
 
 /// The logistic function, elementwise.
