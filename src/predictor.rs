@@ -72,8 +72,9 @@ pub struct Predictor {
     quantiser: Quantiser,
     /// The forward pass of the step predicted last, until it is learned.
     pending: Option<Step>,
-    /// The threads the model's kernels share.
-    pool: crate::par::Pool,
+    /// The threads the model's kernels share (and, decoding on the CPU, the
+    /// range decoders: see [`Predictor::pool`]).
+    pool: Arc<crate::par::Pool>,
 }
 
 impl Predictor {
@@ -90,7 +91,7 @@ impl Predictor {
     pub fn new(p: &Preset, dev: &Device, threads: usize) -> Result<Self> {
         let mut pred = Self::with_quantiser(p, dev, Quantiser::for_device(dev))?;
         if dev.is_cpu() && p.lanes as usize * p.features() >= MIN_SPLIT_STEP {
-            pred.pool = crate::par::Pool::new(threads);
+            pred.pool = Arc::new(crate::par::Pool::new(threads));
         }
         Ok(pred)
     }
@@ -103,7 +104,7 @@ impl Predictor {
             side: Side::new(p),
             quantiser,
             pending: None,
-            pool: crate::par::Pool::new(1),
+            pool: Arc::new(crate::par::Pool::new(1)),
         })
     }
 
@@ -119,6 +120,18 @@ impl Predictor {
         }
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         (cores - 1).clamp(1, (lanes / 64).max(1))
+    }
+
+    /// The model's threads. Decoding on the CPU, a step's range decoders
+    /// run on them between the model's passes: the model waits for the
+    /// decoded bytes anyway, and its threads are idle then.
+    pub fn pool(&self) -> Arc<crate::par::Pool> {
+        self.pool.clone()
+    }
+
+    /// Whether the model runs on the CPU.
+    pub fn on_cpu(&self) -> bool {
+        self.model.device().is_cpu()
     }
 
     /// Called before the first step of every segment.

@@ -142,8 +142,64 @@ pub fn decode(
     out: &mut [u8],
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
+    if pred.on_cpu() {
+        return decode_on_pool(pred, lay, streams, out, progress);
+    }
     let workers = pred.coder_threads(lay.lanes);
     decode_with(pred, lay, streams, out, workers, progress)
+}
+
+/// Work of one lane's table and decode, in the units of [`crate::par`]
+/// (about 256 exps and sums).
+const DECODE_WORK: usize = 4096;
+
+/// Decodes with the range decoders on the model's own threads ([`Predictor::pool`]):
+/// on the CPU the model waits for every step's bytes, so its threads are free
+/// while the lanes decode, and a separate coder thread would leave them
+/// spinning beside it.
+fn decode_on_pool(
+    pred: &mut Predictor,
+    lay: Layout,
+    streams: &[Vec<u8>],
+    out: &mut [u8],
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut dec: Vec<Decoder> = streams.iter().map(|l| Decoder::new(l)).collect();
+    if dec.len() != lay.lanes {
+        return Err(Error::Internal("one stream per lane"));
+    }
+    let pool = pred.pool();
+    let exchange = |tables: Arc<Tables>, tg: &mut [u8]| -> Result<bool> {
+        let failed = std::sync::Mutex::new(None);
+        let (dp, tp) = (
+            crate::par::SharedMut(dec.as_mut_ptr()),
+            crate::par::SharedMut(tg.as_mut_ptr()),
+        );
+        pool.run(|| {
+            crate::par::for_ranges(lay.lanes, DECODE_WORK, 1, |r| {
+                let mut cdf: Cdf = [0; 257];
+                // SAFETY: the ranges are disjoint lanes of `dec` and `tg`,
+                // which both hold one element per lane.
+                let (decs, bytes) =
+                    unsafe { (dp.slice(r.start, r.len()), tp.slice(r.start, r.len())) };
+                for ((b, d), v) in r.clone().zip(decs).zip(bytes) {
+                    tables.cdf(b, &mut cdf);
+                    match d.decode(&cdf) {
+                        Ok(x) => *v = x,
+                        Err(e) => {
+                            *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                            return;
+                        }
+                    }
+                }
+            })
+        });
+        match failed.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
+    };
+    run_steps(pred, lay, Lanes::Decoding(out), exchange, progress)
 }
 
 fn decode_with(
