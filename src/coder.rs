@@ -38,6 +38,44 @@ wide_kernel! {
 /// uniform table instead of failing, identically on both sides.
 pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
     debug_assert_eq!(logits.len(), 256);
+    let mut exps = [0f64; 256];
+    let arg = shifted_exps(logits, &mut exps);
+    // In index order, apart from the vectorised exps: the sum's rounding
+    // must be the same on both sides.
+    let mut sum = 0f64;
+    for &e in &exps {
+        sum += e;
+    }
+    table(&exps, sum, arg, cdf);
+}
+
+/// [`quantize`] of several rows of 256 logits, one table each. The sums of
+/// eight rows advance side by side, each in index order (the same bits): one
+/// row's chain of dependent adds waited on every add, half of a table's time.
+pub fn quantize_rows(logits: &[f32], cdfs: &mut [Cdf]) {
+    const G: usize = 8;
+    let mut exps = [[0f64; 256]; G];
+    for (rows, cdfs) in logits.chunks(256 * G).zip(cdfs.chunks_mut(G)) {
+        let mut arg = [0usize; G];
+        for ((row, e), a) in rows.chunks_exact(256).zip(&mut exps).zip(&mut arg) {
+            *a = shifted_exps(row, e);
+        }
+        let n = cdfs.len();
+        let mut sum = [0f64; G];
+        for j in 0..256 {
+            for (s, e) in sum[..n].iter_mut().zip(&exps) {
+                *s += e[j];
+            }
+        }
+        for (((cdf, e), &s), &a) in cdfs.iter_mut().zip(&exps).zip(&sum).zip(&arg) {
+            table(e, s, a, cdf);
+        }
+    }
+}
+
+/// e^(l - max) of a row's logits into `exps` (all 0 if the max is not
+/// finite); returns the index of the first largest logit.
+fn shifted_exps(logits: &[f32], exps: &mut [f64; 256]) -> usize {
     let mut max = f32::NEG_INFINITY;
     let mut arg = 0usize;
     for (i, &l) in logits.iter().enumerate() {
@@ -46,16 +84,16 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
             arg = i;
         }
     }
-    let mut exps = [0f64; 256];
-    let mut sum = 0f64;
     if max.is_finite() {
-        exp_shifted(logits, max, &mut exps);
-        // In index order, apart from the vectorised exps: the sum's rounding
-        // must be the same on both sides.
-        for &e in &exps {
-            sum += e;
-        }
+        exp_shifted(logits, max, exps);
+    } else {
+        exps.fill(0.0);
     }
+    arg
+}
+
+/// The table from a row's exps, their sum and its most probable symbol.
+fn table(exps: &[f64; 256], sum: f64, arg: usize, cdf: &mut Cdf) {
     if !(sum.is_finite() && sum > 0.0) {
         return uniform(cdf);
     }
@@ -297,6 +335,25 @@ impl<'a> Decoder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Rows quantised eight at a time give the tables of one at a time,
+    /// diverged rows (uniform tables) included.
+    #[test]
+    fn quantize_rows_matches_quantize() {
+        let mut g = crate::rng::SplitMix64::new(3);
+        let rows = 19;
+        let mut logits: Vec<f32> = (0..rows * 256).map(|_| g.normal(4.0)).collect();
+        logits[5 * 256 + 7] = f32::NAN;
+        logits[9 * 256 + 3] = f32::INFINITY;
+        logits[17 * 256..18 * 256].fill(f32::NEG_INFINITY);
+        let mut many = vec![[0u32; 257]; rows];
+        quantize_rows(&logits, &mut many);
+        for (r, got) in many.iter().enumerate() {
+            let mut one = [0u32; 257];
+            quantize(&logits[r * 256..(r + 1) * 256], &mut one);
+            assert_eq!(got, &one, "row {r}");
+        }
+    }
     use crate::rng::SplitMix64;
 
     fn cdf_from_freqs(freq: &[u32; 256]) -> Cdf {

@@ -51,6 +51,19 @@ enum Probs {
 }
 
 impl Tables {
+    /// The cumulative tables of lanes `first..first + cdfs.len()`.
+    pub fn cdfs(&self, first: usize, cdfs: &mut [Cdf]) {
+        let rows = first * 256..(first + cdfs.len()) * 256;
+        match &self.0 {
+            Probs::Logits(l) => crate::coder::quantize_rows(&l[rows], cdfs),
+            Probs::Floors(f) => {
+                for (row, cdf) in f[rows].chunks_exact(256).zip(cdfs) {
+                    cdf_from_floors(row, cdf);
+                }
+            }
+        }
+    }
+
     /// The cumulative table of lane `b`.
     pub fn cdf(&self, b: usize, cdf: &mut Cdf) {
         let row = b * 256..(b + 1) * 256;

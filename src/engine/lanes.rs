@@ -106,11 +106,15 @@ fn encode_with(
             txs.push(tx);
             coders.push(s.spawn(move || {
                 let mut enc: Vec<Encoder> = lanes.clone().map(|_| Encoder::new()).collect();
-                let mut cdf: Cdf = [0; 257];
+                let mut cdfs: [Cdf; TABLES_AT_ONCE] = [[0; 257]; TABLES_AT_ONCE];
                 for (t, tables) in rx.iter().enumerate() {
-                    for (b, e) in lanes.clone().zip(enc.iter_mut()) {
-                        tables.cdf(b, &mut cdf);
-                        e.encode(&cdf, data[b * lay.lane_len + t]);
+                    for (k, encs) in enc.chunks_mut(TABLES_AT_ONCE).enumerate() {
+                        let first = lanes.start + k * TABLES_AT_ONCE;
+                        let cdfs = &mut cdfs[..encs.len()];
+                        tables.cdfs(first, cdfs);
+                        for ((b, e), cdf) in (first..).zip(encs).zip(cdfs.iter()) {
+                            e.encode(cdf, data[b * lay.lane_len + t]);
+                        }
                     }
                 }
                 enc.into_iter().map(Encoder::finish).collect::<Vec<_>>()
@@ -149,6 +153,9 @@ pub fn decode(
     decode_with(pred, lay, streams, out, workers, progress)
 }
 
+/// Lanes whose tables are built together (their sums advance side by side).
+const TABLES_AT_ONCE: usize = 8;
+
 /// Work of one lane's table and decode, in the units of [`crate::par`]
 /// (about 256 exps and sums).
 const DECODE_WORK: usize = 4096;
@@ -176,19 +183,25 @@ fn decode_on_pool(
             crate::par::SharedMut(tg.as_mut_ptr()),
         );
         pool.run(|| {
-            crate::par::for_ranges(lay.lanes, DECODE_WORK, 1, |r| {
-                let mut cdf: Cdf = [0; 257];
+            crate::par::for_ranges(lay.lanes, DECODE_WORK, TABLES_AT_ONCE, |r| {
+                let mut cdfs: [Cdf; TABLES_AT_ONCE] = [[0; 257]; TABLES_AT_ONCE];
                 // SAFETY: the ranges are disjoint lanes of `dec` and `tg`,
                 // which both hold one element per lane.
                 let (decs, bytes) =
                     unsafe { (dp.slice(r.start, r.len()), tp.slice(r.start, r.len())) };
-                for ((b, d), v) in r.clone().zip(decs).zip(bytes) {
-                    tables.cdf(b, &mut cdf);
-                    match d.decode(&cdf) {
-                        Ok(x) => *v = x,
-                        Err(e) => {
-                            *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
-                            return;
+                let groups = decs
+                    .chunks_mut(TABLES_AT_ONCE)
+                    .zip(bytes.chunks_mut(TABLES_AT_ONCE));
+                for (k, (decs, bytes)) in groups.enumerate() {
+                    let cdfs = &mut cdfs[..decs.len()];
+                    tables.cdfs(r.start + k * TABLES_AT_ONCE, cdfs);
+                    for ((d, v), cdf) in decs.iter_mut().zip(bytes).zip(cdfs.iter()) {
+                        match d.decode(cdf) {
+                            Ok(x) => *v = x,
+                            Err(e) => {
+                                *failed.lock().unwrap_or_else(|e| e.into_inner()) = Some(e);
+                                return;
+                            }
                         }
                     }
                 }
