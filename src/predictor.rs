@@ -13,8 +13,9 @@ use crate::layout::Layout;
 use crate::model::{Model, Step};
 use crate::preset::Preset;
 use crate::rng::SplitMix64;
-use crate::side::Side;
+use crate::side::{Side, SideInputs};
 use candle_core::Device;
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3;
 
@@ -78,10 +79,73 @@ impl Tables {
 /// threads (see [`Predictor::new`]).
 pub const MIN_SPLIT_STEP: usize = 8192;
 
+/// The side models, run on the model's thread or on one of their own.
+enum Sides {
+    None,
+    Inline(Box<Side>),
+    Thread(SideThread),
+}
+
+/// Side models on a thread of their own: while the network learns step t,
+/// they learn its bytes and predict step t + 1 (they need nothing from the
+/// network), so their table lookups leave the model's critical path.
+struct SideThread {
+    jobs: Sender<SideJob>,
+    done: Receiver<SideInputs>,
+    /// Predictions asked for and not yet taken.
+    pending: usize,
+}
+
+enum SideJob {
+    Begin(Layout),
+    Learn(Vec<u8>),
+}
+
+impl SideThread {
+    fn start(mut side: Side) -> Result<Self> {
+        let (jobs, rx) = unbounded::<SideJob>();
+        let (tx, done) = unbounded();
+        std::thread::Builder::new()
+            .name("fade-side".into())
+            .spawn(move || {
+                for job in rx {
+                    match job {
+                        SideJob::Begin(lay) => side.begin_segment(&lay),
+                        SideJob::Learn(bytes) => side.learn(&bytes),
+                    }
+                    if tx.send(side.predict()).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Self {
+            jobs,
+            done,
+            pending: 0,
+        })
+    }
+
+    fn send(&mut self, job: SideJob) -> Result<()> {
+        self.jobs.send(job).map_err(|_| STOPPED)?;
+        self.pending += 1;
+        Ok(())
+    }
+
+    fn take(&mut self) -> Result<SideInputs> {
+        if self.pending == 0 {
+            return Err(Error::Internal("side prediction without a step"));
+        }
+        self.pending -= 1;
+        self.done.recv().map_err(|_| STOPPED)
+    }
+}
+
+const STOPPED: Error = Error::Internal("side-model thread stopped");
+
 /// Predicts every lane's next byte and learns from the true ones.
 pub struct Predictor {
     model: Model,
-    side: Option<Side>,
+    side: Sides,
     quantiser: Quantiser,
     /// The forward pass of the step predicted last, until it is learned.
     pending: Option<Step>,
@@ -106,6 +170,11 @@ impl Predictor {
         if dev.is_cpu() && p.lanes as usize * p.features() >= MIN_SPLIT_STEP {
             pred.pool = Arc::new(crate::par::Pool::new(threads));
         }
+        if threads > 1 {
+            if let Sides::Inline(side) = std::mem::replace(&mut pred.side, Sides::None) {
+                pred.side = Sides::Thread(SideThread::start(*side)?);
+            }
+        }
         Ok(pred)
     }
 
@@ -114,7 +183,10 @@ impl Predictor {
     pub(crate) fn with_quantiser(p: &Preset, dev: &Device, quantiser: Quantiser) -> Result<Self> {
         Ok(Self {
             model: Model::new(p, dev)?,
-            side: Side::new(p),
+            side: match Side::new(p) {
+                Some(s) => Sides::Inline(Box::new(s)),
+                None => Sides::None,
+            },
             quantiser,
             pending: None,
             pool: Arc::new(crate::par::Pool::new(1)),
@@ -148,16 +220,29 @@ impl Predictor {
     }
 
     /// Called before the first step of every segment.
-    pub fn begin_segment(&mut self, lay: &Layout) {
+    pub fn begin_segment(&mut self, lay: &Layout) -> Result<()> {
         self.pending = None;
-        if let Some(s) = &mut self.side {
-            s.begin_segment(lay);
+        match &mut self.side {
+            Sides::None => {}
+            Sides::Inline(s) => s.begin_segment(lay),
+            Sides::Thread(t) => {
+                // A segment's last step leaves a prediction nobody takes.
+                while t.pending > 0 {
+                    t.take()?;
+                }
+                t.send(SideJob::Begin(*lay))?;
+            }
         }
+        Ok(())
     }
 
     /// The tables of the next step from every lane's context (B rows of T bytes).
     pub fn predict(&mut self, ctx: &[u8]) -> Result<Arc<Tables>> {
-        let side = self.side.as_mut().map(Side::predict);
+        let side = match &mut self.side {
+            Sides::None => None,
+            Sides::Inline(s) => Some(s.predict()),
+            Sides::Thread(t) => Some(t.take()?),
+        };
         let model = &mut self.model;
         let step = self.pool.run(|| model.forward(ctx, side))?;
         let probs = match self.quantiser {
@@ -174,9 +259,12 @@ impl Predictor {
             .pending
             .take()
             .ok_or(Error::Internal("learn without a prediction"))?;
+        if let Sides::Thread(t) = &mut self.side {
+            t.send(SideJob::Learn(targets.to_vec()))?;
+        }
         let model = &mut self.model;
         self.pool.run(|| model.learn(step, targets))?;
-        if let Some(s) = &mut self.side {
+        if let Sides::Inline(s) = &mut self.side {
             s.learn(targets);
         }
         Ok(())
@@ -194,7 +282,7 @@ impl Predictor {
         canary.lanes = p.lanes.min(3);
         let mut pred = Predictor::new(&canary, dev, 1)?;
         let (b, t) = (canary.lanes as usize, canary.context as usize);
-        pred.begin_segment(&Layout::new(b * 3, b, t));
+        pred.begin_segment(&Layout::new(b * 3, b, t))?;
         let mut g = SplitMix64::new(0xFADE_F1A6);
         let mut h = Xxh3::new();
         let mut cdf: Cdf = [0; 257];
@@ -218,5 +306,47 @@ impl Predictor {
             }
         }
         Ok(h.digest())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Side models on their own thread (two threads allowed) give the tables
+    /// they give on the model's thread, across segments and a segment left
+    /// early.
+    #[test]
+    fn side_models_on_their_thread_give_the_same_tables() {
+        let mut p = Preset::parse(include_str!("../tests/data/tiny.toml")).unwrap();
+        p.orders = vec![1, 2, 3];
+        p.contexts = vec!["word".into()];
+        p.stats_bits = 12;
+        p.match_short = 4;
+        p.match_long = 8;
+        p.match_bits = 12;
+        let run = |threads: usize| -> Vec<Cdf> {
+            let mut pred = Predictor::new(&p, &Device::Cpu, threads).unwrap();
+            assert_eq!(matches!(pred.side, Sides::Thread(_)), threads > 1);
+            let mut g = SplitMix64::new(5);
+            let mut out = Vec::new();
+            let (b, t) = (p.lanes as usize, p.context as usize);
+            for steps in [7, 3, 9] {
+                pred.begin_segment(&Layout::new(b * steps, b, t)).unwrap();
+                for _ in 0..steps {
+                    let ctx: Vec<u8> = (0..b * t)
+                        .map(|_| b'a' + (g.next_u64() % 5) as u8)
+                        .collect();
+                    let tables = pred.predict(&ctx).unwrap();
+                    let mut cdf: Cdf = [0; 257];
+                    tables.cdf(b - 1, &mut cdf);
+                    out.push(cdf);
+                    let tg: Vec<u8> = (0..b).map(|_| b'a' + (g.next_u64() % 5) as u8).collect();
+                    pred.learn(&tg).unwrap();
+                }
+            }
+            out
+        };
+        assert!(run(1) == run(2));
     }
 }

@@ -39,7 +39,7 @@ fn run_steps(
     mut code: impl FnMut(Arc<Tables>, &mut [u8]) -> Result<bool>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    pred.begin_segment(&lay);
+    pred.begin_segment(&lay)?;
     let mut ctx = vec![0u8; lay.lanes * lay.context];
     let mut tg = vec![0u8; lay.lanes];
     for t in 0..lay.lane_len {
