@@ -91,14 +91,40 @@ fn yes() -> bool {
     true
 }
 
-/// The built-in presets, in ladder order: level N is entry N - 1.
-const BUILTIN: &[(&str, &str)] = &[
-    ("fast", include_str!("../models/fast.toml")),
-    ("medium", include_str!("../models/medium.toml")),
-    ("default", include_str!("../models/default.toml")),
-    ("strong", include_str!("../models/strong.toml")),
-    ("paper", include_str!("../models/paper.toml")),
+/// Every built-in preset a frame header can name, by its identifier there.
+/// An identifier's preset never changes, because files name it: a level that
+/// is retuned gets a new identifier, and its old one stays here (in
+/// `models/retired/`) so that the files made with it still decode.
+const BUILTIN: &[(u8, &str)] = &[
+    (1, include_str!("../models/fast.toml")),
+    (2, include_str!("../models/medium.toml")),
+    (3, include_str!("../models/default.toml")),
+    (4, include_str!("../models/strong.toml")),
+    (5, include_str!("../models/paper.toml")),
 ];
+
+/// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
+const LEVELS: [u8; 5] = [1, 2, 3, 4, 5];
+
+/// The TOML text of built-in preset `id`.
+fn builtin_text(id: u8) -> Option<&'static str> {
+    BUILTIN.iter().find(|(i, _)| *i == id).map(|(_, t)| *t)
+}
+
+/// The ladder's presets, fastest first: (identifier, name, TOML text).
+fn ladder() -> impl Iterator<Item = (u8, &'static str, &'static str)> {
+    LEVELS.iter().filter_map(|&id| {
+        let text = builtin_text(id)?;
+        Some((id, toml_name(text)?, text))
+    })
+}
+
+/// The `name = "..."` of a preset's TOML text (without parsing the rest).
+fn toml_name(text: &str) -> Option<&str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("name = \""))
+        .and_then(|r| r.strip_suffix('"'))
+}
 
 /// Shortest lane [`Preset::fitted`] aims for, in bytes.
 const MIN_LANE_BYTES: usize = 2048;
@@ -114,21 +140,21 @@ const MAX_PARAMS: u64 = 1 << 28;
 impl Preset {
     /// Names of the presets compiled into the binary.
     pub fn builtin_names() -> Vec<&'static str> {
-        BUILTIN.iter().map(|(n, _)| *n).collect()
+        ladder().map(|(_, n, _)| n).collect()
     }
 
     /// A built-in preset by name or by level ("1" to "5", fastest to strongest),
     /// or a preset file by path.
     pub fn load(name_or_path: &str) -> Result<Self> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+        if let Some((_, _, text)) = ladder().find(|(_, n, _)| *n == name_or_path) {
             return Self::parse(text);
         }
         if let Ok(level) = name_or_path.parse::<usize>() {
-            return match BUILTIN.get(level.wrapping_sub(1)) {
-                Some((_, text)) => Self::parse(text),
+            return match ladder().nth(level.wrapping_sub(1)) {
+                Some((_, _, text)) => Self::parse(text),
                 None => Err(Error::Preset(format!(
                     "no level {level} (levels are 1 to {})",
-                    BUILTIN.len()
+                    LEVELS.len()
                 ))),
             };
         }
@@ -438,27 +464,27 @@ impl Preset {
     }
 
     /// The frame-header identifier of this preset if it is a built-in one,
-    /// possibly fitted or with other lanes: its ladder level (1 to 5).
+    /// possibly fitted or with other lanes (see [`BUILTIN`]).
     /// Only `lanes`, `stats_bits` and `match_bits` may differ from the
     /// built-in's values (they travel beside the identifier, see
     /// [`Preset::from_builtin`]); anything else makes it a custom preset, whose
     /// header stores every value.
     pub fn builtin_id(&self) -> Option<u8> {
-        let (i, (_, text)) = BUILTIN
-            .iter()
-            .enumerate()
-            .find(|(_, (n, _))| *n == self.name)?;
-        let base = Self::parse(text).ok()?;
-        let rebuilt = base.adjusted(self.lanes, self.stats_bits, self.match_bits);
-        (rebuilt.encoded() == self.encoded()).then_some(i as u8 + 1)
+        let mine = self.encoded();
+        BUILTIN.iter().find_map(|&(id, text)| {
+            if toml_name(text)? != self.name {
+                return None;
+            }
+            let base = Self::parse(text).ok()?;
+            let rebuilt = base.adjusted(self.lanes, self.stats_bits, self.match_bits);
+            (rebuilt.encoded() == mine).then_some(id)
+        })
     }
 
     /// The built-in preset `id` (see [`Preset::builtin_id`]) with the lanes and
     /// table sizes a frame header gives, validated.
     pub fn from_builtin(id: u8, lanes: u32, stats_bits: u32, match_bits: u32) -> Result<Self> {
-        let (_, text) = BUILTIN
-            .get((id as usize).wrapping_sub(1))
-            .ok_or(Error::Corrupt("unknown built-in preset"))?;
+        let text = builtin_text(id).ok_or(Error::Corrupt("unknown built-in preset"))?;
         let p = Self::parse(text)?.adjusted(lanes, stats_bits, match_bits);
         p.validate()
             .map_err(|_| Error::Corrupt("invalid model parameters"))?;
@@ -699,6 +725,29 @@ mod tests {
         );
         assert_eq!(p.global, GlobalRead::Linear);
         assert_eq!(p.lr, 1e-3);
+    }
+
+    /// Every identifier a header may carry names a valid preset, once; the
+    /// ladder's names are distinct, and each level's preset is written with
+    /// its identifier.
+    #[test]
+    fn builtin_identifiers_and_the_ladder_agree() {
+        let mut ids: Vec<u8> = BUILTIN.iter().map(|b| b.0).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), BUILTIN.len());
+        for &(id, text) in BUILTIN {
+            let p = Preset::parse(text).unwrap();
+            assert_eq!(toml_name(text), Some(p.name.as_str()));
+            assert_eq!(p.builtin_id(), Some(id), "{}", p.name);
+        }
+        let names = Preset::builtin_names();
+        assert_eq!(names.len(), LEVELS.len());
+        for (level, (&id, name)) in LEVELS.iter().zip(&names).enumerate() {
+            let p = Preset::load(&(level + 1).to_string()).unwrap();
+            assert_eq!((p.builtin_id(), p.name.as_str()), (Some(id), *name));
+            assert!(names.iter().filter(|n| *n == name).count() == 1);
+        }
     }
 
     #[test]
