@@ -269,12 +269,23 @@ impl Host {
             buf(&mut sc.dglobal, b * f),
             buf(&mut sc.da, b * f),
         );
-        for j in 0..b * f {
-            let gv = sc.dfused[j];
-            da[j] = gv * a.diff[j];
-            dglobal[j] = gv * a.a[j];
-            dlocal[j] = gv - dglobal[j];
-        }
+        let (dap, dgp) = (
+            crate::par::SharedMut(da.as_mut_ptr()),
+            crate::par::SharedMut(dglobal.as_mut_ptr()),
+        );
+        let (dfused, diff, gate) = (&sc.dfused, &a.diff, &a.a);
+        crate::par::rows_mut(dlocal, f, 3 * f, |l0, rows| {
+            let j0 = l0 * f;
+            // SAFETY: rows l0.. of da and dglobal (b x f, like dlocal) belong
+            // to this range only.
+            let (da, dg) = unsafe { (dap.slice(j0, rows.len()), dgp.slice(j0, rows.len())) };
+            for (k, dl) in rows.iter_mut().enumerate() {
+                let gv = dfused[j0 + k];
+                da[k] = gv * diff[j0 + k];
+                dg[k] = gv * gate[j0 + k];
+                *dl = gv - dg[k];
+            }
+        });
         sigmoid_grad(&a.a, &sc.da, buf(&mut sc.dz, b * f));
         back_x(
             &p[ix.gate.w],
@@ -405,28 +416,30 @@ impl Host {
         }
         col_sum(&sc.dconv, &mut grads[ix.conv_b]);
         let dxl = buf(&mut sc.dxl, b * t * d);
-        for l in 0..b {
-            for sg in 0..t {
-                let o = &mut dxl[(l * t + sg) * d..][..d];
-                let gr = |tau: usize| &sc.dconv[(l * t + tau) * d..][..d];
-                for c in 0..d {
-                    // Contributions of the taps k = 0 (output sg + 1),
-                    // 1 (sg) and 2 (sg - 1), in candle's order.
-                    let c0 = if sg + 1 < t {
-                        gr(sg + 1)[c] * cw[c]
-                    } else {
-                        0.0
-                    };
-                    let c1 = gr(sg)[c] * cw[d + c];
-                    let c2 = if sg >= 1 {
-                        gr(sg - 1)[c] * cw[2 * d + c]
-                    } else {
-                        0.0
-                    };
-                    o[c] = c2 + c1 + c0;
+        let dconv = &sc.dconv;
+        crate::par::rows_mut(dxl, t * d, 3 * t * d, |l0, rows| {
+            for (l, lane) in (l0..).zip(rows.chunks_exact_mut(t * d)) {
+                for (sg, o) in lane.chunks_exact_mut(d).enumerate() {
+                    let gr = |tau: usize| &dconv[(l * t + tau) * d..][..d];
+                    for c in 0..d {
+                        // Contributions of the taps k = 0 (output sg + 1),
+                        // 1 (sg) and 2 (sg - 1), in candle's order.
+                        let c0 = if sg + 1 < t {
+                            gr(sg + 1)[c] * cw[c]
+                        } else {
+                            0.0
+                        };
+                        let c1 = gr(sg)[c] * cw[d + c];
+                        let c2 = if sg >= 1 {
+                            gr(sg - 1)[c] * cw[2 * d + c]
+                        } else {
+                            0.0
+                        };
+                        o[c] = c2 + c1 + c0;
+                    }
                 }
             }
-        }
+        });
         back_ln(
             grads,
             ix.ln_local,

@@ -400,18 +400,20 @@ impl Host {
         }
         let (cw, cb) = (&p[ix.conv_w], &p[ix.conv_b]);
         let conv = buf(&mut a.conv, b * t * d);
-        for l in 0..b {
-            for tau in 0..t {
-                let o = &mut conv[(l * t + tau) * d..][..d];
-                let at = |k: usize| &a.xp[(l * tp + tau + k) * d..][..d];
-                let (i0, i1, i2) = (at(0), at(1), at(2));
-                for c in 0..d {
-                    let y = i0[c] * cw[c] + cb[c];
-                    let y = y + i1[c] * cw[d + c];
-                    o[c] = y + i2[c] * cw[2 * d + c];
+        let xp = &a.xp;
+        crate::par::rows_mut(conv, t * d, 3 * t * d, |l0, rows| {
+            for (l, lane) in (l0..).zip(rows.chunks_exact_mut(t * d)) {
+                for (tau, o) in lane.chunks_exact_mut(d).enumerate() {
+                    let at = |k: usize| &xp[(l * tp + tau + k) * d..][..d];
+                    let (i0, i1, i2) = (at(0), at(1), at(2));
+                    for c in 0..d {
+                        let y = i0[c] * cw[c] + cb[c];
+                        let y = y + i1[c] * cw[d + c];
+                        o[c] = y + i2[c] * cw[2 * d + c];
+                    }
                 }
             }
-        }
+        });
         let mut local = std::mem::take(&mut self.scratch.local);
         gelu_into(&a.conv, buf(&mut local, b * f));
 
@@ -421,13 +423,24 @@ impl Host {
         sigmoid_into(&z, buf(&mut a.a, b * f));
         self.scratch.z = z;
         let diff = buf(&mut a.diff, b * f);
-        for ((o, &gv), &lv) in diff.iter_mut().zip(&global).zip(&local) {
-            *o = gv - lv;
-        }
+        crate::par::rows_mut(diff, f, f, |l0, rows| {
+            let at = l0 * f..l0 * f + rows.len();
+            for ((o, &gv), &lv) in rows.iter_mut().zip(&global[at.clone()]).zip(&local[at]) {
+                *o = gv - lv;
+            }
+        });
         let coarse = buf(&mut a.coarse, b * f);
-        for (((o, &lv), &av), &dv) in coarse.iter_mut().zip(&local).zip(&a.a).zip(&a.diff) {
-            *o = lv + av * dv;
-        }
+        let (gate, diff) = (&a.a, &a.diff);
+        crate::par::rows_mut(coarse, f, 2 * f, |l0, rows| {
+            let at = l0 * f..l0 * f + rows.len();
+            let parts = local[at.clone()]
+                .iter()
+                .zip(&gate[at.clone()])
+                .zip(&diff[at]);
+            for (o, ((&lv, &av), &dv)) in rows.iter_mut().zip(parts) {
+                *o = lv + av * dv;
+            }
+        });
         self.scratch.global = global;
         self.scratch.hs = hs;
         self.scratch.local = local;
