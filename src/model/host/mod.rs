@@ -628,6 +628,11 @@ mod tests {
     /// Runs `steps` training steps on the graph and on the written-out step
     /// and asserts the same logits at every step.
     fn same_bits(p: &Preset, steps: usize) {
+        same_bits_on(p, steps, &crate::par::Pool::new(1));
+    }
+
+    /// [`same_bits`] with the written-out step's kernels on `pool`.
+    fn same_bits_on(p: &Preset, steps: usize, pool: &crate::par::Pool) {
         let dev = Device::Cpu;
         let mut graph = Model::with_step(p, &dev, false).unwrap();
         let mut host = Model::with_step(p, &dev, true).unwrap();
@@ -646,7 +651,7 @@ mod tests {
                 picks: s.picks.clone(),
             });
             let sg = graph.forward(&ctx, side).unwrap();
-            let sh = host.forward(&ctx, copy).unwrap();
+            let sh = pool.run(|| host.forward(&ctx, copy)).unwrap();
             let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert!(
                 bits(sg.logits().unwrap()) == bits(sh.logits().unwrap()),
@@ -654,7 +659,7 @@ mod tests {
                 p.name
             );
             graph.learn(sg, &targets).unwrap();
-            host.learn(sh, &targets).unwrap();
+            pool.run(|| host.learn(sh, &targets)).unwrap();
         }
     }
 
@@ -678,5 +683,9 @@ mod tests {
             p.match_long = 0;
             same_bits(&p, 6);
         }
+        // Enough lanes that the step's loops split over three threads.
+        let mut p = small("default");
+        p.lanes = 96;
+        same_bits_on(&p, 3, &crate::par::Pool::new(3));
     }
 }
