@@ -464,7 +464,7 @@ impl Preset {
     }
 
     /// The frame-header identifier of this preset if it is a built-in one,
-    /// possibly fitted or with other lanes (see [`BUILTIN`]).
+    /// possibly fitted or with other lanes (the built-in list in `src/preset.rs`).
     /// Only `lanes`, `stats_bits` and `match_bits` may differ from the
     /// built-in's values (they travel beside the identifier, see
     /// [`Preset::from_builtin`]); anything else makes it a custom preset, whose
