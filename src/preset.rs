@@ -96,15 +96,18 @@ fn yes() -> bool {
 /// is retuned gets a new identifier, and its old one stays here (in
 /// `models/retired/`) so that the files made with it still decode.
 const BUILTIN: &[(u8, &str)] = &[
-    (1, include_str!("../models/fast.toml")),
+    (1, include_str!("../models/retired/fast-1.toml")),
     (2, include_str!("../models/medium.toml")),
-    (3, include_str!("../models/default.toml")),
-    (4, include_str!("../models/strong.toml")),
+    (3, include_str!("../models/retired/default-3.toml")),
+    (4, include_str!("../models/retired/strong-4.toml")),
     (5, include_str!("../models/paper.toml")),
+    (6, include_str!("../models/fast.toml")),
+    (7, include_str!("../models/default.toml")),
+    (8, include_str!("../models/strong.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [1, 2, 3, 4, 5];
+const LEVELS: [u8; 5] = [6, 2, 7, 8, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -602,33 +605,41 @@ mod tests {
         }
     }
 
-    /// Frame headers name a built-in preset by its level and an xxh32 of its
-    /// values, so a released built-in preset must never change: a file
+    /// Frame headers name a built-in preset by its identifier and an xxh32 of
+    /// its values, so a released built-in preset must never change: a file
     /// written with it would be refused by the new build. Tune by adding a
-    /// preset (or a format version), not by editing one. These are the
-    /// values of format version 2.
+    /// preset under a new identifier (the ladder then points its level
+    /// there), not by editing one. Identifiers 1 to 5 are format version 2's
+    /// first presets; 6 to 8 the retuned fast, default and strong.
     #[test]
     fn builtin_presets_are_frozen() {
-        let got: Vec<(String, u32)> = Preset::builtin_names()
-            .into_iter()
-            .map(|n| {
-                let p = Preset::load(n).unwrap();
-                (n.to_string(), xxhash_rust::xxh32::xxh32(&p.encoded(), 0))
+        let got: Vec<(u8, String, u32)> = BUILTIN
+            .iter()
+            .map(|&(id, text)| {
+                let p = Preset::parse(text).unwrap();
+                (
+                    id,
+                    p.name.clone(),
+                    xxhash_rust::xxh32::xxh32(&p.encoded(), 0),
+                )
             })
             .collect();
         let want = FROZEN
             .iter()
-            .map(|&(n, h)| (n.to_string(), h))
+            .map(|&(id, n, h)| (id, n.to_string(), h))
             .collect::<Vec<_>>();
         assert_eq!(got, want);
     }
 
-    const FROZEN: &[(&str, u32)] = &[
-        ("fast", 0x68d4b2fa),
-        ("medium", 0xb9fb8fb1),
-        ("default", 0x919c0b89),
-        ("strong", 0xcbe8e21d),
-        ("paper", 0xeb0d8ca1),
+    const FROZEN: &[(u8, &str, u32)] = &[
+        (1, "fast", 0x68d4b2fa),
+        (2, "medium", 0xb9fb8fb1),
+        (3, "default", 0x919c0b89),
+        (4, "strong", 0xcbe8e21d),
+        (5, "paper", 0xeb0d8ca1),
+        (6, "fast", 0x269f14b2),
+        (7, "default", 0xed9b29da),
+        (8, "strong", 0x63799a93),
     ];
 
     #[test]

@@ -3,6 +3,8 @@
 # the format version then). Each built-in preset compresses a prefix of
 # sample.txt small enough for the tests to decode quickly (tiny, the test
 # preset, and fast also under qemu, which is slow). tests/portability.rs lists the same prefixes.
+# Files of retired built-in presets (sample.NAME-ID.fade, models/retired/) are
+# never regenerated: they stay as the files those identifiers wrote.
 set -euo pipefail
 cd "$(dirname "$0")"
 fade=${FADE:-../../target/release/fade}
