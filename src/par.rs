@@ -206,11 +206,6 @@ impl Pool {
         }
     }
 
-    /// Threads in the pool, the caller's included.
-    pub fn threads(&self) -> usize {
-        1 + self.workers.len()
-    }
-
     /// Runs `f` on this thread with the kernels it calls spread over the pool.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         if self.shared.is_none() {

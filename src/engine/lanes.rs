@@ -87,49 +87,8 @@ pub fn encode(
     data: &[u8],
     progress: &mut dyn FnMut(u64),
 ) -> Result<Vec<Vec<u8>>> {
-    if pred.on_cpu() && pred.pool().threads() > 1 {
-        return encode_on_pool(pred, lay, data, progress);
-    }
     let workers = pred.coder_threads(lay.lanes);
     encode_with(pred, lay, data, workers, progress)
-}
-
-/// Encodes with the range coders on the model's threads, between its passes.
-/// When the model's kernels already take every core allowed, a coder thread
-/// beside them only competes for a core (measured on the quick set, 2 cores:
-/// decoding this way ran faster than encoding with a coder thread). With one
-/// kernel thread the coder thread runs beside the model instead.
-fn encode_on_pool(
-    pred: &mut Predictor,
-    lay: Layout,
-    data: &[u8],
-    progress: &mut dyn FnMut(u64),
-) -> Result<Vec<Vec<u8>>> {
-    let mut enc: Vec<Encoder> = (0..lay.lanes).map(|_| Encoder::new()).collect();
-    let pool = pred.pool();
-    let code = |tables: Arc<Tables>, tg: &mut [u8]| -> Result<bool> {
-        let ep = crate::par::SharedMut(enc.as_mut_ptr());
-        let tg = &*tg;
-        pool.run(|| {
-            crate::par::for_ranges(lay.lanes, DECODE_WORK, TABLES_AT_ONCE, |r| {
-                let mut cdfs: [Cdf; TABLES_AT_ONCE] = [[0; 257]; TABLES_AT_ONCE];
-                // SAFETY: the ranges are disjoint lanes of `enc`, which holds
-                // one encoder per lane.
-                let encs = unsafe { ep.slice(r.start, r.len()) };
-                for (k, encs) in encs.chunks_mut(TABLES_AT_ONCE).enumerate() {
-                    let first = r.start + k * TABLES_AT_ONCE;
-                    let cdfs = &mut cdfs[..encs.len()];
-                    tables.cdfs(first, cdfs);
-                    for ((b, e), cdf) in (first..).zip(encs).zip(cdfs.iter()) {
-                        e.encode(cdf, tg[b]);
-                    }
-                }
-            })
-        });
-        Ok(true)
-    };
-    run_steps(pred, lay, Lanes::Known(data), code, progress)?;
-    Ok(enc.into_iter().map(Encoder::finish).collect())
 }
 
 fn encode_with(
