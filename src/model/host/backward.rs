@@ -9,7 +9,7 @@
 
 use super::{buf, mm, view, Host, Lin, Ln, EPS};
 use crate::model::ops::{
-    col_sum, cross_entropy_grad, geglu_grad, gelu_grad, layer_norm_grad, mix_grad, scale_grad,
+    col_sum, cross_entropy_grad, geglu_grad, gelu_grad_kept, layer_norm_grad, mix_grad, scale_grad,
     sigmoid_grad, softmax_grad, transpose_into,
 };
 use crate::model::PICK_DIM;
@@ -168,7 +168,7 @@ impl Host {
         let dcoarse = buf(&mut sc.dcoarse, b * f);
         crate::model::ops::scale_into(&sc.dy, p[fs][0], dcoarse);
         grads[fs][0] = scale_grad(&sc.dy, &a.coarse, f, &mut sc.cols);
-        gelu_grad(&a.n2, &sc.dy, buf(&mut sc.dn2, b * f));
+        gelu_grad_kept(&a.n2, &a.e_n2, &sc.dy, buf(&mut sc.dn2, b * f));
         back_ln(grads, ix.ln_f2, &p[ix.ln_f2.g], &a.y1, &sc.dn2, &mut sc.dy1);
         back_x(
             &p[ix.ffn_out.w],
@@ -301,7 +301,7 @@ impl Host {
         let gsk = ix.global_skip;
         crate::model::ops::scale_into(&sc.dglobal, p[gsk][0], buf(&mut sc.dh_skip, b * f));
         grads[gsk][0] = scale_grad(&sc.dglobal, &a.h, f, &mut sc.cols);
-        gelu_grad(&a.read, &sc.dglobal, buf(&mut sc.dread, b * f));
+        gelu_grad_kept(&a.read, &a.e_read, &sc.dglobal, buf(&mut sc.dread, b * f));
         let dh = buf(&mut sc.dh, b * f);
         match ix.global {
             super::GlobalIx::Linear { read } => {
@@ -397,7 +397,12 @@ impl Host {
         back_ln(grads, ix.ln_in, &p[ix.ln_in.g], &a.x, &sc.dh, &mut sc.dx_in);
 
         // Local stream: gelu(conv(ln(x))).
-        gelu_grad(&a.conv, &sc.dlocal, buf(&mut sc.dconv, b * t * d));
+        gelu_grad_kept(
+            &a.conv,
+            &a.e_conv,
+            &sc.dlocal,
+            buf(&mut sc.dconv, b * t * d),
+        );
         let (cw, tp) = (&p[ix.conv_w], t + 2);
         {
             let dcw = &mut grads[ix.conv_w];

@@ -18,7 +18,8 @@
 mod backward;
 
 use super::ops::{
-    geglu_into, gelu_into, layer_norm, mix_into, rows_with, scale_into, sigmoid_into, softmax_into,
+    geglu_into, gelu_into_keep, layer_norm, mix_into, rows_with, scale_into, sigmoid_into,
+    softmax_into,
 };
 use super::{View, PICK_DIM};
 use crate::preset::{GlobalRead, Preset};
@@ -115,6 +116,10 @@ struct Acts {
     att: Vec<f32>,
     mixed: Vec<f32>,
     read: Vec<f32>,
+    /// erf of each GELU input, kept for the backward pass.
+    e_read: Vec<f32>,
+    e_conv: Vec<f32>,
+    e_n2: Vec<f32>,
     xp: Vec<f32>,
     xl: Vec<f32>,
     conv: Vec<f32>,
@@ -381,7 +386,7 @@ impl Host {
         // global = gelu(read) + h * skip
         let mut global = std::mem::take(&mut self.scratch.global);
         let mut hs = std::mem::take(&mut self.scratch.hs);
-        gelu_into(&a.read, buf(&mut global, b * f));
+        gelu_into_keep(&a.read, buf(&mut global, b * f), buf(&mut a.e_read, b * f));
         scale_into(&a.h, p[ix.global_skip][0], buf(&mut hs, b * f));
         for (o, &v) in global.iter_mut().zip(&hs) {
             *o += v;
@@ -415,7 +420,7 @@ impl Host {
             }
         });
         let mut local = std::mem::take(&mut self.scratch.local);
-        gelu_into(&a.conv, buf(&mut local, b * f));
+        gelu_into_keep(&a.conv, buf(&mut local, b * f), buf(&mut a.e_conv, b * f));
 
         // Gated fusion: local + a * (global - local).
         let mut z = std::mem::take(&mut self.scratch.z);
@@ -525,7 +530,7 @@ impl Host {
         let n2 = buf(&mut a.n2, b * f);
         layer_norm(&a.y1, &p[ix.ln_f2.g], &p[ix.ln_f2.b], EPS, n2);
         let y = buf(&mut a.y, b * f);
-        gelu_into(&a.n2, y);
+        gelu_into_keep(&a.n2, y, buf(&mut a.e_n2, b * f));
         let mut cs = std::mem::take(&mut self.scratch.hs);
         scale_into(&a.coarse, p[ix.fine_skip][0], buf(&mut cs, b * f));
         for (o, &v) in a.y.iter_mut().zip(&cs) {

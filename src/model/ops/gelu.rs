@@ -96,6 +96,47 @@ pub(crate) fn geglu_grad(xw: &[f32], b: &[f32], dy: &[f32], du: &mut [f32]) {
     });
 }
 
+wide_kernel! {
+    /// [`gelu_fwd`] that also keeps each element's erf for the backward pass.
+    fn gelu_fwd_keep(x: &[f32], y: &mut [f32], e: &mut [f32]) {
+        for ((o, k), &v) in y.iter_mut().zip(e.iter_mut()).zip(x) {
+            let ev = erf(v * FRAC_1_SQRT_2);
+            *k = ev;
+            *o = 0.5 * v * (1.0 + ev);
+        }
+    }
+}
+
+wide_kernel! {
+    /// [`gelu_bwd`] from the erf the forward pass kept (the same value).
+    fn gelu_bwd_kept(x: &[f32], e: &[f32], g: &[f32], d: &mut [f32]) {
+        for (((o, &v), &ev), &gr) in d.iter_mut().zip(x).zip(e).zip(g) {
+            let cdf = 0.5 * (1.0 + ev);
+            let pdf = INV_SQRT_2PI * crate::math::exp(-0.5 * v * v);
+            *o = gr * (cdf + v * pdf);
+        }
+    }
+}
+
+/// [`gelu_into`] that keeps each element's erf in `e` for [`gelu_grad_kept`].
+pub(crate) fn gelu_into_keep(x: &[f32], y: &mut [f32], e: &mut [f32]) {
+    let ep = par::SharedMut(e.as_mut_ptr());
+    par::rows_mut(&mut y[..x.len()], 1, 24, |i, y| {
+        // SAFETY: elements i.. of e (as long as x) belong to this range only.
+        let e = unsafe { ep.slice(i, y.len()) };
+        gelu_fwd_keep(&x[i..i + y.len()], y, e)
+    });
+}
+
+/// [`gelu_grad`] from the erf values [`gelu_into_keep`] kept: the same bits,
+/// one erf fewer per element.
+pub(crate) fn gelu_grad_kept(x: &[f32], e: &[f32], g: &[f32], d: &mut [f32]) {
+    par::rows_mut(&mut d[..x.len()], 1, 24, |i, d| {
+        let r = i..i + d.len();
+        gelu_bwd_kept(&x[r.clone()], &e[r.clone()], &g[r], d)
+    });
+}
+
 /// GELU(x) = x * Phi(x), exact form.
 pub struct Gelu;
 

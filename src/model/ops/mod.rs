@@ -35,7 +35,7 @@ pub use prob::{cross_entropy, sigmoid, softmax_last_dim};
 pub use rows::{add_bias, row_scale, scale};
 
 // The kernels on plain slices, for the written-out CPU step (`model::host`).
-pub(crate) use gelu::{geglu_grad, geglu_into, gelu_grad, gelu_into};
+pub(crate) use gelu::{geglu_grad, geglu_into, gelu_grad_kept, gelu_into_keep};
 pub(crate) use matmul::transpose_into;
 pub(crate) use mix::{mix_grad, mix_into};
 pub(crate) use norm::{layer_norm, layer_norm_grad};
