@@ -20,11 +20,11 @@ use std::path::PathBuf;
 /// What each level costs, measured on one core of a 2-core Xeon (README,
 /// "Results"), so nobody waits a minute per MB without being told.
 const LEVELS: &str = "\
-Levels (compression speed on one core of a 2-core Xeon; decompression is about 10% slower):
-  -1  fast      41 KB/s    quick set 5.14:1
-  -2  medium   ~23 KB/s
-  -3  default   17 KB/s    quick set 5.25:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
-  -4  strong   5.5 KB/s
+Levels (compression speed on a 2-core Xeon, both cores; decompression about as fast):
+  -1  fast     110 KB/s    quick set 5.04:1
+  -2  medium   ~50 KB/s
+  -3  default  ~35 KB/s    quick set 5.26:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
+  -4  strong   8.5 KB/s    (on 128 KiB files)
   -5  paper    0.6 KB/s    the paper's pure network, for GPUs
 -T N codes blocks on N cores (see README, \"Many cores\").";
 
