@@ -171,13 +171,33 @@ impl AdamW {
         })
     }
 
+    /// Counts a step; its bias corrections 1 / (1 - b1^t) and 1 / (1 - b2^t).
+    fn next_step(&mut self) -> (f32, f32) {
+        self.step += 1;
+        let c1 = (1.0 / (1.0 - powi(self.b1 as f64, self.step))) as f32;
+        let c2 = (1.0 / (1.0 - powi(self.b2 as f64, self.step))) as f32;
+        (c1, c2)
+    }
+
+    /// The fused update of one parameter with these settings.
+    fn update<'a>(&self, moments: &'a Mutex<Moments>, c1: f32, c2: f32) -> Update<'a> {
+        Update {
+            moments,
+            lr: self.lr,
+            wd: self.wd,
+            b1: self.b1,
+            b2: self.b2,
+            eps: self.eps,
+            c1,
+            c2,
+        }
+    }
+
     /// One optimizer step on host parameters with their gradients (the
     /// written-out CPU step's buffers, in the same order as the variables the
     /// optimizer was made for).
     pub fn step_host(&mut self, params: &mut [Vec<f32>], grads: &[Vec<f32>]) -> Result<()> {
-        self.step += 1;
-        let c1 = (1.0 / (1.0 - powi(self.b1 as f64, self.step))) as f32;
-        let c2 = (1.0 / (1.0 - powi(self.b2 as f64, self.step))) as f32;
+        let (c1, c2) = self.next_step();
         if params.len() != self.state.len() || grads.len() != self.state.len() {
             candle_core::bail!("host step: parameter lists of the wrong length");
         }
@@ -188,16 +208,7 @@ impl AdamW {
             if g.len() != p.len() {
                 candle_core::bail!("host step: a gradient of the wrong size");
             }
-            let op = Update {
-                moments,
-                lr: self.lr,
-                wd: self.wd,
-                b1: self.b1,
-                b2: self.b2,
-                eps: self.eps,
-                c1,
-                c2,
-            };
+            let op = self.update(moments, c1, c2);
             op.apply(p, g);
         }
         Ok(())
@@ -210,9 +221,7 @@ impl AdamW {
         vars: &[(String, Var)],
         grads: &candle_core::backprop::GradStore,
     ) -> Result<()> {
-        self.step += 1;
-        let c1 = (1.0 / (1.0 - powi(self.b1 as f64, self.step))) as f32;
-        let c2 = (1.0 / (1.0 - powi(self.b2 as f64, self.step))) as f32;
+        let (c1, c2) = self.next_step();
         for ((name, var), state) in vars.iter().zip(&mut self.state) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 candle_core::bail!("parameter {name} received no gradient")
