@@ -46,7 +46,7 @@ pub fn quantize(logits: &[f32], cdf: &mut Cdf) {
     for &e in &exps {
         sum += e;
     }
-    table(&exps, sum, arg, cdf);
+    table_of(&exps, sum, arg, cdf);
 }
 
 /// [`quantize`] of several rows of 256 logits, one table each. The sums of
@@ -68,14 +68,14 @@ pub fn quantize_rows(logits: &[f32], cdfs: &mut [Cdf]) {
             }
         }
         for (((cdf, e), &s), &a) in cdfs.iter_mut().zip(&exps).zip(&sum).zip(&arg) {
-            table(e, s, a, cdf);
+            table_of(e, s, a, cdf);
         }
     }
 }
 
 /// e^(l - max) of a row's logits into `exps` (all 0 if the max is not
 /// finite); returns the index of the first largest logit.
-fn shifted_exps(logits: &[f32], exps: &mut [f64; 256]) -> usize {
+pub(crate) fn shifted_exps(logits: &[f32], exps: &mut [f64; 256]) -> usize {
     let mut max = f32::NEG_INFINITY;
     let mut arg = 0usize;
     for (i, &l) in logits.iter().enumerate() {
@@ -93,7 +93,7 @@ fn shifted_exps(logits: &[f32], exps: &mut [f64; 256]) -> usize {
 }
 
 /// The table from a row's exps, their sum and its most probable symbol.
-fn table(exps: &[f64; 256], sum: f64, arg: usize, cdf: &mut Cdf) {
+pub(crate) fn table_of(exps: &[f64; 256], sum: f64, arg: usize, cdf: &mut Cdf) {
     if !(sum.is_finite() && sum > 0.0) {
         return uniform(cdf);
     }

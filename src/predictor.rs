@@ -13,6 +13,7 @@ use crate::layout::Layout;
 use crate::model::{Model, Step};
 use crate::preset::Preset;
 use crate::rng::SplitMix64;
+use crate::side::sse::{Hint, Sse};
 use crate::side::{Side, SideInputs};
 use candle_core::Device;
 use crossbeam_channel::{unbounded, Receiver, Sender};
@@ -49,6 +50,8 @@ enum Probs {
     Logits(Vec<f32>),
     /// B x 256 floors of the scaled softmax, row-major.
     Floors(Vec<u32>),
+    /// The tables themselves (refined by [`Sse`]).
+    Cdfs(Vec<Cdf>),
 }
 
 impl Tables {
@@ -62,6 +65,7 @@ impl Tables {
                     cdf_from_floors(row, cdf);
                 }
             }
+            Probs::Cdfs(c) => cdfs.copy_from_slice(&c[first..first + cdfs.len()]),
         }
     }
 
@@ -71,6 +75,7 @@ impl Tables {
         match &self.0 {
             Probs::Logits(l) => quantize(&l[row], cdf),
             Probs::Floors(f) => cdf_from_floors(&f[row], cdf),
+            Probs::Cdfs(c) => *cdf = c[b],
         }
     }
 }
@@ -152,6 +157,10 @@ pub struct Predictor {
     /// The threads the model's kernels share (and, decoding on the CPU, the
     /// range decoders: see [`Predictor::pool`]).
     pool: Arc<crate::par::Pool>,
+    /// The secondary estimation of the tables, if the preset asks for it.
+    sse: Option<Box<Sse>>,
+    /// Context length T (the last byte of a lane's context row is its last byte).
+    context: usize,
 }
 
 impl Predictor {
@@ -190,6 +199,8 @@ impl Predictor {
             quantiser,
             pending: None,
             pool: Arc::new(crate::par::Pool::new(1)),
+            sse: p.sse.then(|| Box::new(Sse::new())),
+            context: p.context as usize,
         })
     }
 
@@ -243,11 +254,32 @@ impl Predictor {
             Sides::Inline(s) => Some(s.predict()),
             Sides::Thread(t) => Some(t.take()?),
         };
+        let mut side = side;
+        let hints = side
+            .as_mut()
+            .map(|s| std::mem::take(&mut s.hints))
+            .unwrap_or_default();
         let model = &mut self.model;
         let step = self.pool.run(|| model.forward(ctx, side))?;
-        let probs = match self.quantiser {
-            Quantiser::Host => Probs::Logits(step.logits()?),
-            Quantiser::Device => Probs::Floors(step.floors()?),
+        let probs = match (self.quantiser, &mut self.sse) {
+            (_, Some(sse)) => {
+                // The SSE refines the tables on the model's threads: its
+                // curves learn each step before the next is refined.
+                let logits = step.logits()?;
+                let t = self.context;
+                let last: Vec<u16> = ctx
+                    .chunks_exact(t)
+                    .map(|row| u16::from_le_bytes([row[t - 1], if t > 1 { row[t - 2] } else { 0 }]))
+                    .collect();
+                let mut hints = hints;
+                hints.resize(last.len(), Hint::default());
+                let mut cdfs = vec![[0u32; 257]; last.len()];
+                self.pool
+                    .run(|| sse.refine(&logits, &last, &hints, &mut cdfs));
+                Probs::Cdfs(cdfs)
+            }
+            (Quantiser::Host, None) => Probs::Logits(step.logits()?),
+            (Quantiser::Device, None) => Probs::Floors(step.floors()?),
         };
         self.pending = Some(step);
         Ok(Arc::new(Tables(probs)))
@@ -264,6 +296,9 @@ impl Predictor {
         }
         let model = &mut self.model;
         self.pool.run(|| model.learn(step, targets))?;
+        if let Some(sse) = &mut self.sse {
+            sse.learn(targets);
+        }
         if let Sides::Inline(s) = &mut self.side {
             s.learn(targets);
         }

@@ -85,6 +85,10 @@ pub struct Preset {
     /// log2 of the entries of each match table (4 bytes each).
     #[serde(default)]
     pub match_bits: u32,
+    /// Whether adaptive curves refine the network's probabilities
+    /// (`src/side/sse.rs`); bit 16 of the header's context mask.
+    #[serde(default)]
+    pub sse: bool,
 }
 
 fn yes() -> bool {
@@ -103,11 +107,12 @@ const BUILTIN: &[(u8, &str)] = &[
     (5, include_str!("../models/paper.toml")),
     (6, include_str!("../models/fast.toml")),
     (7, include_str!("../models/default.toml")),
-    (8, include_str!("../models/strong.toml")),
+    (8, include_str!("../models/retired/strong-8.toml")),
+    (9, include_str!("../models/strong.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [6, 2, 7, 8, 5];
+const LEVELS: [u8; 5] = [6, 2, 7, 9, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -131,6 +136,8 @@ fn toml_name(text: &str) -> Option<&str> {
 
 /// Shortest lane [`Preset::fitted`] aims for, in bytes.
 const MIN_LANE_BYTES: usize = 2048;
+/// The bit of the header's context mask that turns on [`Preset::sse`].
+const SSE_BIT: u32 = 1 << 16;
 /// Fewest lanes [`Preset::fitted`] goes down to.
 const MIN_FITTED_LANES: u32 = 16;
 
@@ -354,7 +361,12 @@ impl Preset {
         // and decoded output add two more; 2 MiB of I/O buffers.
         let buffers = 5.0 * self.segment as f64 + (2 << 20) as f64;
         // `as` saturates: a hostile header gives u64::MAX, never a wrapped value.
-        let side = crate::side::Side::memory(self) as f64;
+        let side = crate::side::Side::memory(self) as f64
+            + if self.sse {
+                crate::side::sse::Sse::memory() as f64 + b * 4096.0
+            } else {
+                0.0
+            };
         (PROGRAM + params + activations + buffers + side) as u64
     }
 
@@ -454,6 +466,9 @@ impl Preset {
             if self.contexts.iter().any(|n| n == name) {
                 mask |= 1 << bit;
             }
+        }
+        if self.sse {
+            mask |= SSE_BIT;
         }
         for v in [
             mask,
@@ -563,9 +578,10 @@ impl Preset {
             match_short: 0,
             match_long: 0,
             match_bits: 0,
+            sse: false,
         };
         let mask = u32_(input)?;
-        if mask >> 11 != 0 {
+        if mask & !(SSE_BIT | 0x7FF) != 0 {
             return Err(Error::Corrupt("invalid model parameters"));
         }
         let p = Preset {
@@ -579,6 +595,7 @@ impl Preset {
             match_short: u32_(input)?,
             match_long: u32_(input)?,
             match_bits: u32_(input)?,
+            sse: mask & SSE_BIT != 0,
             ..p
         };
         p.validate()
@@ -610,7 +627,8 @@ mod tests {
     /// written with it would be refused by the new build. Tune by adding a
     /// preset under a new identifier (the ladder then points its level
     /// there), not by editing one. Identifiers 1 to 5 are format version 2's
-    /// first presets; 6 to 8 the retuned fast, default and strong.
+    /// first presets; 6 to 8 the retuned fast, default and strong; 9 strong
+    /// with the SSE stage.
     #[test]
     fn builtin_presets_are_frozen() {
         let got: Vec<(u8, String, u32)> = BUILTIN
@@ -640,6 +658,7 @@ mod tests {
         (6, "fast", 0x269f14b2),
         (7, "default", 0xed9b29da),
         (8, "strong", 0x63799a93),
+        (9, "strong", 0xb9c10f75),
     ];
 
     #[test]

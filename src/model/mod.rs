@@ -497,6 +497,7 @@ mod tests {
             picks: (0..b * sources)
                 .map(|_| (g.next_u64() % 257) as u32)
                 .collect(),
+            hints: Vec::new(),
         }
     }
 

@@ -21,6 +21,7 @@
 
 pub mod history;
 pub mod matcher;
+pub mod sse;
 pub mod stats;
 
 use crate::layout::Layout;
@@ -120,6 +121,9 @@ pub struct SideInputs {
     /// B x sources: each source's predicted byte (the match's, or a context's
     /// most counted candidate), 256 for none.
     pub picks: Vec<u32>,
+    /// Per lane, the match model's prediction for [`sse::Sse`] (empty without
+    /// a match model).
+    pub hints: Vec<sse::Hint>,
 }
 
 /// The score rows of every lane, sparse: a row holds at most
@@ -282,6 +286,7 @@ impl Side {
         // One context's candidates: (byte, count), by byte.
         let mut cands: Vec<(u8, u8)> = Vec::with_capacity(CANDIDATES);
         let mut picks = vec![256u32; self.lanes * sources];
+        let mut hints = Vec::new();
         if let Some(st) = &self.stats {
             for past in &self.past[..self.lanes] {
                 for &k in &self.contexts {
@@ -297,6 +302,7 @@ impl Side {
             let (mut row, mut c, mut src) = (0u32, 0, 0);
             if self.matcher.is_some() {
                 let (byte, len) = self.matches[b];
+                hints.push(sse::Hint((len > 0).then(|| (byte, len_bucket(len) as u8))));
                 if len > 0 {
                     picks[b * sources] = byte as u32;
                     scores.entries.push((byte as u32, 1.0));
@@ -345,6 +351,7 @@ impl Side {
             scores,
             conf,
             picks,
+            hints,
         }
     }
 

@@ -627,6 +627,7 @@ mod tests {
             picks: (0..b * sources)
                 .map(|_| (g.next_u64() % 257) as u32)
                 .collect(),
+            hints: Vec::new(),
         }
     }
 
@@ -654,6 +655,7 @@ mod tests {
                 scores: s.scores.clone(),
                 conf: s.conf.clone(),
                 picks: s.picks.clone(),
+                hints: Vec::new(),
             });
             let sg = graph.forward(&ctx, side).unwrap();
             let sh = pool.run(|| host.forward(&ctx, copy)).unwrap();
