@@ -560,7 +560,7 @@ mod tests {
     /// from this build's preset, is refused with its own message.
     #[test]
     fn short_headers_that_do_not_match_this_build_are_refused() {
-        let mut params = vec![9u8, 16, 12, 12, 0, 0, 0, 0, 0];
+        let mut params = vec![200u8, 16, 12, 12, 0, 0, 0, 0, 0];
         params.extend_from_slice(&[0; 8]);
         let frame = |params: &[u8]| {
             let mut v = MAGIC.to_vec();
