@@ -24,7 +24,7 @@ Levels (compression speed on a 2-core Xeon, both cores; decompression about as f
   -1  fast     110 KB/s    quick set 5.04:1
   -2  medium   ~50 KB/s
   -3  default  ~35 KB/s    quick set 5.26:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
-  -4  strong   8.5 KB/s    (on 128 KiB files)
+  -4  strong   ~8 KB/s     quick set 5.46:1
   -5  paper    0.6 KB/s    the paper's pure network, for GPUs
 -T N codes blocks on N cores (see README, \"Many cores\").";
 
