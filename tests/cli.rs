@@ -258,10 +258,20 @@ fn interrupt_leaves_no_partial_output() {
     let f = dir.path().join("slow");
     std::fs::write(&f, random_bytes(1 << 20, 3)).unwrap();
     let out = dir.path().join("slow.fade");
-    let child = bin()
-        .args(["-q", "compress", f.to_str().unwrap(), out.to_str().unwrap()])
-        .spawn()
-        .unwrap();
+    let mut cmd = bin();
+    cmd.args(["-q", "compress", f.to_str().unwrap(), out.to_str().unwrap()]);
+    // A test run started in the background of a non-interactive shell has
+    // SIGINT ignored, which fade (like gzip) keeps: give the child the
+    // default disposition, as a terminal's foreground job has.
+    // SAFETY: `signal` is async-signal-safe, as `pre_exec` requires.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(1500));
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])

@@ -58,11 +58,11 @@ const INPUTS: usize = 5;
 const SETS: usize = 8 * 3;
 /// The mixer's learning rate and initial weights.
 const MIX_RATE: f64 = 0.0005 / UNIT as f64;
+const MIX_INIT: f64 = 0.2;
 /// The share of the network's mass below which a node is not refined.
 const REACH: f64 = 1.0 / 256.0;
 /// Marks a node left unrefined in [`Sse::inputs`].
 const UNREFINED: i16 = i16::MIN;
-const MIX_INIT: f64 = 0.2;
 
 /// What the match model says about a lane's next byte: the byte it predicts
 /// and its length bucket (0 to 7, `side::matcher::len_bucket`), if it has a
@@ -188,8 +188,10 @@ impl Sse {
                 pair: pair_row(c) * ROW,
                 hint,
             }));
-        self.inputs.resize(last.len() * NODES, [0; INPUTS]);
-        let inputs = SharedMut(self.inputs.as_mut_ptr());
+        // Out of `self` while the lanes write it, so that they share the rest.
+        let mut all = std::mem::take(&mut self.inputs);
+        all.resize(last.len() * NODES, [0; INPUTS]);
+        let inputs = SharedMut(all.as_mut_ptr());
         let me = &*self;
         rows_mut(cdfs, 1, 256 * 64, |l0, rows| {
             for (l, cdf) in (l0..).zip(rows.iter_mut()) {
@@ -198,6 +200,7 @@ impl Sse {
                 me.refine_lane(&logits[l * 256..(l + 1) * 256], me.lanes[l], inputs, cdf);
             }
         });
+        self.inputs = all;
     }
 
     fn refine_lane(&self, logits: &[f32], lane: Lane, inputs: &mut [[i16; INPUTS]], cdf: &mut Cdf) {
