@@ -222,44 +222,34 @@ impl AdamW {
         grads: &candle_core::backprop::GradStore,
     ) -> Result<()> {
         let (c1, c2) = self.next_step();
-        for ((name, var), state) in vars.iter().zip(&mut self.state) {
+        for ((name, var), i) in vars.iter().zip(0..self.state.len()) {
             let Some(g) = grads.get(var.as_tensor()) else {
                 candle_core::bail!("parameter {name} received no gradient")
             };
-            let moments = match state {
-                State::Host(moments) => &*moments,
-                State::Device { m, v } => {
-                    // candle leaves a parameter's gradient attached to the
-                    // step's graph. Moments built from it would hold every
-                    // step's graph alive, one after another: device memory
-                    // grew by gigabytes a second on a GPU until it ran out.
-                    let g = g.detach();
-                    let (b1, b2) = (self.b1 as f64, self.b2 as f64);
-                    *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
-                    *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
-                    let denom = v
-                        .affine(c2 as f64, 0.0)?
-                        .sqrt()?
-                        .affine(1.0, self.eps as f64)?;
-                    let upd = (m.affine(c1 as f64, 0.0)? / denom)?;
-                    let decay = 1.0 - self.lr as f64 * self.wd as f64;
-                    let w =
-                        (var.as_tensor().affine(decay, 0.0)? - upd.affine(self.lr as f64, 0.0)?)?;
-                    var.set(&w)?;
-                    continue;
-                }
+            if let State::Device { m, v } = &mut self.state[i] {
+                // candle leaves a parameter's gradient attached to the
+                // step's graph. Moments built from it would hold every
+                // step's graph alive, one after another: device memory
+                // grew by gigabytes a second on a GPU until it ran out.
+                let g = g.detach();
+                let (b1, b2) = (self.b1 as f64, self.b2 as f64);
+                *m = (m.affine(b1, 0.0)? + g.affine(1.0 - b1, 0.0)?)?;
+                *v = (v.affine(b2, 0.0)? + g.sqr()?.affine(1.0 - b2, 0.0)?)?;
+                let denom = v
+                    .affine(c2 as f64, 0.0)?
+                    .sqrt()?
+                    .affine(1.0, self.eps as f64)?;
+                let upd = (m.affine(c1 as f64, 0.0)? / denom)?;
+                let decay = 1.0 - self.lr as f64 * self.wd as f64;
+                let w = (var.as_tensor().affine(decay, 0.0)? - upd.affine(self.lr as f64, 0.0)?)?;
+                var.set(&w)?;
+                continue;
+            }
+            let State::Host(moments) = &self.state[i] else {
+                unreachable!("a parameter's moments are on the host or on a device")
             };
             let g: Tensor = g.contiguous()?;
-            let op = Update {
-                moments,
-                lr: self.lr,
-                wd: self.wd,
-                b1: self.b1,
-                b2: self.b2,
-                eps: self.eps,
-                c1,
-                c2,
-            };
+            let op = self.update(moments, c1, c2);
             var.as_tensor().inplace_op2(&g, &op)?;
         }
         Ok(())

@@ -30,6 +30,21 @@ use history::History;
 use matcher::{len_bucket, Matcher, LEN_BUCKETS};
 use stats::{log2q, Stats, CANDIDATES};
 
+/// Starts loading `v` into the cache: the side tables are far larger than
+/// the caches, and asking for every lane's entries first lets the misses
+/// overlap instead of waiting on each in turn.
+#[inline]
+pub(crate) fn prefetch<T>(v: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(v as *const T as *const i8);
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
+}
+
 /// Confidence features per context order.
 const ORDER_CONF: usize = 4;
 

@@ -28,6 +28,7 @@
 //! Everything is integer arithmetic, our own `exp` and IEEE f64 operations in
 //! a fixed order, so every machine builds the same tables.
 
+use super::prefetch;
 use crate::coder::{shifted_exps, table_of, Cdf};
 use crate::math::exp;
 use crate::par::{rows_mut, SharedMut};
@@ -356,19 +357,6 @@ impl Sse {
             }
         }
     }
-}
-
-/// Starts loading `v` into the cache.
-#[inline]
-fn prefetch(v: &u32) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch never faults.
-    unsafe {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>(v as *const u32 as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
 }
 
 /// 1 / (1 + e^-x).

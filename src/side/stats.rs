@@ -78,14 +78,7 @@ impl Stats {
     #[inline]
     pub fn prefetch(&self, key: u64, tag: u32) {
         let (i, _) = locate(key, tag, self.bits);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: a prefetch never faults, and the address is inside the table.
-        unsafe {
-            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(self.slots.as_ptr().add(i) as *const i8);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = i;
+        super::prefetch(&self.slots[i]);
     }
 
     /// What the table knows of context `key` of kind `tag`.
