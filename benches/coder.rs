@@ -1,7 +1,7 @@
 //! Range coder and quantisation throughput: the CPU coding stage's cost per byte.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use fade::__internals::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder, PROB_TOTAL};
+use fade::__internals::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder, Precision};
 use fade::__internals::rng::SplitMix64;
 
 fn tables(n: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
@@ -13,12 +13,15 @@ fn tables(n: usize) -> (Vec<Vec<f32>>, Vec<u8>) {
     (logits, syms)
 }
 
+/// The precision of the tables fade writes (format v3).
+const PREC: Precision = Precision::V3;
+
 fn bench(c: &mut Criterion) {
     let n = 4096;
     let (logits, syms) = tables(n);
     let mut cdfs = vec![[0u32; 257]; n];
     for (l, c) in logits.iter().zip(cdfs.iter_mut()) {
-        quantize(l, c);
+        quantize(l, PREC, c);
     }
     let mut g = c.benchmark_group("coder");
     g.throughput(Throughput::Elements(n as u64));
@@ -26,15 +29,15 @@ fn bench(c: &mut Criterion) {
         let mut cdf: Cdf = [0; 257];
         b.iter(|| {
             for l in &logits {
-                quantize(l, &mut cdf);
+                quantize(l, PREC, &mut cdf);
             }
         })
     });
-    // What the coder threads do instead when the device quantises.
+    // What the coder does instead when the device quantises.
     let floors: Vec<Vec<u32>> = cdfs
         .iter()
         .map(|c| {
-            let spread = (PROB_TOTAL - 256) as f64 / PROB_TOTAL as f64;
+            let spread = (PREC.total() - 256) as f64 / PREC.total() as f64;
             c.windows(2)
                 .map(|w| ((w[1] - w[0]) as f64 * spread) as u32)
                 .collect()
@@ -44,27 +47,27 @@ fn bench(c: &mut Criterion) {
         let mut cdf: Cdf = [0; 257];
         b.iter(|| {
             for f in &floors {
-                cdf_from_floors(f, &mut cdf);
+                cdf_from_floors(f, PREC, &mut cdf);
             }
         })
     });
     g.bench_function("encode", |b| {
         b.iter(|| {
-            let mut e = Encoder::new();
+            let mut e = Encoder::new(PREC);
             for (c, &s) in cdfs.iter().zip(&syms) {
                 e.encode(c, s);
             }
             e.finish()
         })
     });
-    let mut e = Encoder::new();
+    let mut e = Encoder::new(PREC);
     for (c, &s) in cdfs.iter().zip(&syms) {
         e.encode(c, s);
     }
     let bytes = e.finish();
     g.bench_function("decode", |b| {
         b.iter(|| {
-            let mut d = Decoder::new(&bytes);
+            let mut d = Decoder::new(&bytes, PREC);
             for c in &cdfs {
                 d.decode(c).unwrap();
             }

@@ -78,7 +78,7 @@
 //! the network (candle with fade's own CPU kernels), the predictor (network
 //! and side models behind one predict/learn seam, with the arithmetic
 //! fingerprint), the container format, and the engine (lanes, the one step
-//! loop and coder threads, segment by segment, frame by frame).
+//! loop and its coder, segment by segment, frame by frame).
 
 mod coder;
 mod decoder;
@@ -112,7 +112,7 @@ pub use preset::{GlobalRead, Preset};
 pub mod __internals {
     /// The range coder and probability quantisation.
     pub mod coder {
-        pub use crate::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder, PROB_TOTAL};
+        pub use crate::coder::{cdf_from_floors, quantize, Cdf, Decoder, Encoder, Precision};
     }
 
     /// The network and its matrix-product kernel.
@@ -127,7 +127,7 @@ pub mod __internals {
 
     /// The container: frame headers and block writers.
     pub mod format {
-        pub use crate::format::{write_end, write_stored_block, DeviceClass, FrameHeader};
+        pub use crate::format::{write_end, write_stored_block, DeviceClass, FrameHeader, VERSION};
     }
 
     /// The engine's functions, on candle's devices, with progress callbacks.

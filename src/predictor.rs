@@ -2,12 +2,12 @@
 //! frequency tables.
 //!
 //! It owns the network ([`Model`]), the device policy (where the tables are
-//! built, how many coder threads keep up), the model-to-coder contract
+//! built), the model-to-coder contract
 //! ([`Tables`]) and the fingerprint of its arithmetic. The engine's one step
 //! loop only calls [`Predictor::begin_segment`], [`Predictor::predict`] and
 //! [`Predictor::learn`]; side models that mix with the network belong here.
 
-use crate::coder::{cdf_from_floors, quantize, Cdf};
+use crate::coder::{cdf_from_floors, quantize, Cdf, Precision};
 use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::model::{Model, Step};
@@ -23,7 +23,7 @@ use xxhash_rust::xxh3::Xxh3;
 /// Where a step's probabilities become integer tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantiser {
-    /// The coder threads quantise the logits ([`quantize`]): bit-exact on any
+    /// The coder quantises the logits ([`quantize`]): bit-exact on any
     /// CPU, the format of files made on the CPU.
     Host,
     /// The model's device computes the floors ([`Step::floors`]) and the coder
@@ -42,8 +42,9 @@ impl Quantiser {
     }
 }
 
-/// One step's probabilities for every lane, as the coder threads receive them.
-pub struct Tables(Probs);
+/// One step's probabilities for every lane, as the coder receives them, and
+/// the precision of the tables made of them.
+pub struct Tables(Probs, Precision);
 
 enum Probs {
     /// B x 256 logits, row-major.
@@ -59,10 +60,10 @@ impl Tables {
     pub fn cdfs(&self, first: usize, cdfs: &mut [Cdf]) {
         let rows = first * 256..(first + cdfs.len()) * 256;
         match &self.0 {
-            Probs::Logits(l) => crate::coder::quantize_rows(&l[rows], cdfs),
+            Probs::Logits(l) => crate::coder::quantize_rows(&l[rows], self.1, cdfs),
             Probs::Floors(f) => {
                 for (row, cdf) in f[rows].chunks_exact(256).zip(cdfs) {
-                    cdf_from_floors(row, cdf);
+                    cdf_from_floors(row, self.1, cdf);
                 }
             }
             Probs::Cdfs(c) => cdfs.copy_from_slice(&c[first..first + cdfs.len()]),
@@ -73,8 +74,8 @@ impl Tables {
     pub fn cdf(&self, b: usize, cdf: &mut Cdf) {
         let row = b * 256..(b + 1) * 256;
         match &self.0 {
-            Probs::Logits(l) => quantize(&l[row], cdf),
-            Probs::Floors(f) => cdf_from_floors(&f[row], cdf),
+            Probs::Logits(l) => quantize(&l[row], self.1, cdf),
+            Probs::Floors(f) => cdf_from_floors(&f[row], self.1, cdf),
             Probs::Cdfs(c) => *cdf = c[b],
         }
     }
@@ -161,6 +162,8 @@ pub struct Predictor {
     sse: Option<Box<Sse>>,
     /// Context length T (the last byte of a lane's context row is its last byte).
     context: usize,
+    /// The precision of the tables: the frame's format version's.
+    prec: Precision,
 }
 
 impl Predictor {
@@ -201,21 +204,8 @@ impl Predictor {
             pool: Arc::new(crate::par::Pool::new(1)),
             sse: p.sse.then(|| Box::new(Sse::new())),
             context: p.context as usize,
+            prec: Precision::V3,
         })
-    }
-
-    /// Range-coder threads for `lanes` lanes. On the CPU the model needs a
-    /// core to itself and one coder thread keeps up with it (the coder is about
-    /// 5% of a step). A GPU model leaves the CPU free, and at thousands of
-    /// lanes one thread could not keep up: every core but one, at least 64
-    /// lanes each. Lanes are coded independently, so the count never changes
-    /// the output.
-    pub fn coder_threads(&self, lanes: usize) -> usize {
-        if self.model.device().is_cpu() {
-            return 1;
-        }
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        (cores - 1).clamp(1, (lanes / 64).max(1))
     }
 
     /// The model's threads. Decoding on the CPU, a step's range decoders
@@ -225,9 +215,22 @@ impl Predictor {
         self.pool.clone()
     }
 
-    /// Whether the model runs on the CPU.
-    pub fn on_cpu(&self) -> bool {
-        self.model.device().is_cpu()
+    /// The predictor, its tables of precision `prec` (a frame's format
+    /// version's; [`Precision::V3`] unless told).
+    pub fn with_precision(mut self, prec: Precision) -> Self {
+        self.prec = prec;
+        self
+    }
+
+    /// The precision of its tables.
+    pub fn precision(&self) -> Precision {
+        self.prec
+    }
+
+    /// Splits the model's kernels (and a decoder's tables) over `threads`.
+    #[cfg(test)]
+    pub(crate) fn pool_for_tests(&mut self, threads: usize) {
+        self.pool = Arc::new(crate::par::Pool::new(threads));
     }
 
     /// Called before the first step of every segment.
@@ -275,14 +278,14 @@ impl Predictor {
                 hints.resize(last.len(), Hint::default());
                 let mut cdfs = vec![[0u32; 257]; last.len()];
                 self.pool
-                    .run(|| sse.refine(&logits, &last, &hints, &mut cdfs));
+                    .run(|| sse.refine(&logits, &last, &hints, self.prec, &mut cdfs));
                 Probs::Cdfs(cdfs)
             }
             (Quantiser::Host, None) => Probs::Logits(step.logits()?),
-            (Quantiser::Device, None) => Probs::Floors(step.floors()?),
+            (Quantiser::Device, None) => Probs::Floors(step.floors(self.prec)?),
         };
         self.pending = Some(step);
-        Ok(Arc::new(Tables(probs)))
+        Ok(Arc::new(Tables(probs, self.prec)))
     }
 
     /// Learns the true bytes of the step predicted last (one per lane).
@@ -312,10 +315,10 @@ impl Predictor {
     /// smaller), so a machine that would compute any part of a step
     /// differently is refused before any work with "device mismatch", never
     /// mid-file with "corrupt data".
-    pub fn fingerprint(p: &Preset, dev: &Device) -> Result<u64> {
+    pub fn fingerprint(p: &Preset, dev: &Device, prec: Precision) -> Result<u64> {
         let mut canary = p.fitted(0);
         canary.lanes = p.lanes.min(3);
-        let mut pred = Predictor::new(&canary, dev, 1)?;
+        let mut pred = Predictor::new(&canary, dev, 1)?.with_precision(prec);
         let (b, t) = (canary.lanes as usize, canary.context as usize);
         pred.begin_segment(&Layout::new(b * 3, b, t))?;
         let mut g = SplitMix64::new(0xFADE_F1A6);

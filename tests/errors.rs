@@ -75,8 +75,8 @@ fn foreign_truncated_and_future_files_are_named() {
     case(&packed[..packed.len() - 3], "unexpected end of input");
     case(&packed[..20], "unexpected end of input");
     let mut v = packed.clone();
-    v[4] = 3;
-    case(&v, "unsupported format version 3");
+    v[4] = 4;
+    case(&v, "unsupported format version 4");
     // Format v1 (machine-dependent arithmetic, never released) is refused by name.
     v[4] = 1;
     case(&v, "unsupported format version 1");

@@ -1,7 +1,7 @@
 //! Property tests: arbitrary inputs round-trip through the library, and the
 //! range coder round-trips arbitrary symbol streams under arbitrary tables.
 
-use fade::__internals::coder::{quantize, Cdf, Decoder, Encoder};
+use fade::__internals::coder::{quantize, Cdf, Decoder, Encoder, Precision};
 use fade::__internals::engine;
 use fade::{Device, Preset};
 use proptest::prelude::*;
@@ -47,12 +47,14 @@ proptest! {
     fn coder_roundtrips_any_stream(
         steps in proptest::collection::vec((any::<u8>(), proptest::collection::vec(-30.0f32..30.0, 256)), 1..200)
     ) {
-        let tables: Vec<Cdf> = steps.iter().map(|(_, l)| { let mut c = [0; 257]; quantize(l, &mut c); c }).collect();
-        let mut e = Encoder::new();
-        for ((s, _), t) in steps.iter().zip(&tables) { e.encode(t, *s); }
-        let bytes = e.finish();
-        let mut d = Decoder::new(&bytes);
-        for ((s, _), t) in steps.iter().zip(&tables) { prop_assert_eq!(d.decode(t).unwrap(), *s); }
+        for prec in [Precision::V2, Precision::V3] {
+            let tables: Vec<Cdf> = steps.iter().map(|(_, l)| { let mut c = [0; 257]; quantize(l, prec, &mut c); c }).collect();
+            let mut e = Encoder::new(prec);
+            for ((s, _), t) in steps.iter().zip(&tables) { e.encode(t, *s); }
+            let bytes = e.finish();
+            let mut d = Decoder::new(&bytes, prec);
+            for ((s, _), t) in steps.iter().zip(&tables) { prop_assert_eq!(d.decode(t).unwrap(), *s); }
+        }
     }
 }
 

@@ -134,6 +134,7 @@ fn header_for(preset: &fade::Preset) -> Vec<u8> {
 fn header_with(preset: &fade::Preset, fingerprint: u64) -> Vec<u8> {
     let mut v = Vec::new();
     fade::__internals::format::FrameHeader {
+        version: fade::__internals::format::VERSION,
         preset: preset.clone(),
         content_check: true,
         device: fade::__internals::format::DeviceClass::Cpu,
@@ -229,7 +230,8 @@ fn list_refuses_lengths_that_overflow() {
     let cpu = candle_core::Device::Cpu;
     let mut frame = header_with(
         &p,
-        fade::__internals::engine::fingerprint(&p, &cpu).unwrap(),
+        fade::__internals::engine::fingerprint(&p, &cpu, fade::__internals::format::VERSION)
+            .unwrap(),
     );
     fade::__internals::format::write_end(&mut frame, 1 << 63, Some(0)).unwrap();
     let f = dir.path().join("huge.fade");
@@ -292,7 +294,12 @@ fn unmodelled_frame(n: usize) -> Vec<u8> {
     };
     let mut frame = header_with(
         &p,
-        fade::__internals::engine::fingerprint(&p, &candle_core::Device::Cpu).unwrap(),
+        fade::__internals::engine::fingerprint(
+            &p,
+            &candle_core::Device::Cpu,
+            fade::__internals::format::VERSION,
+        )
+        .unwrap(),
     );
     let data = random_bytes(n, 5);
     for block in data.chunks(2047) {

@@ -17,7 +17,7 @@
 
 use candle_core::Device;
 use fade::__internals::engine;
-use fade::__internals::format::{DeviceClass, FrameHeader};
+use fade::__internals::format::{DeviceClass, FrameHeader, VERSION};
 use fade::{Limits, Preset};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
@@ -46,9 +46,10 @@ fn header() -> &'static [u8] {
     static H: OnceLock<Vec<u8>> = OnceLock::new();
     H.get_or_init(|| {
         let preset = Preset::parse(TINY).unwrap();
-        let fingerprint = engine::fingerprint(&preset, &Device::Cpu).unwrap();
+        let fingerprint = engine::fingerprint(&preset, &Device::Cpu, VERSION).unwrap();
         let mut v = Vec::new();
         FrameHeader {
+            version: VERSION,
             preset,
             content_check: true,
             device: DeviceClass::Cpu,
@@ -62,7 +63,7 @@ fn header() -> &'static [u8] {
     })
 }
 
-/// A valid frame of the tiny preset and the offset where its lane streams start.
+/// A valid frame of the tiny preset and about the offset where its stream starts.
 fn sample() -> &'static (Vec<u8>, usize) {
     static S: OnceLock<(Vec<u8>, usize)> = OnceLock::new();
     S.get_or_init(|| {
@@ -71,8 +72,9 @@ fn sample() -> &'static (Vec<u8>, usize) {
         let limits = fade::Limits::default();
         let frame = engine::compress_slice(&text, Vec::new(), &preset, &Device::Cpu, &limits, &mut |_| {})
             .unwrap();
-        // header, then kind(1) seg_len(4) 4 one-byte varints check(4) tail(seg_len % 4)
-        let start = header().len() + 1 + 4 + 4 + 4 + text.len() % 4;
+        // About where the stream starts: the header, then kind(1) seg_len(2)
+        // stream_len(2) check(4) tail(seg_len % 4).
+        let start = header().len() + 1 + 2 + 2 + 4 + text.len() % 4;
         (frame, start)
     })
 }
@@ -116,11 +118,12 @@ fn hostile(mut rest: &[u8]) -> Vec<u8> {
     // fingerprint, so the block that follows is parsed too.
     let bytes = fade::__internals::preset_bytes(&p);
     let fingerprint = match fade::__internals::preset_from_bytes(&mut &bytes[..]) {
-        Ok(q) if q.memory_needed() <= LIMIT => engine::fingerprint(&q, &Device::Cpu).unwrap_or(0),
+        Ok(q) if q.memory_needed() <= LIMIT => engine::fingerprint(&q, &Device::Cpu, VERSION).unwrap_or(0),
         _ => 0,
     };
     let mut v = Vec::new();
     FrameHeader {
+        version: VERSION,
         preset: p.clone(),
         content_check: true,
         device: DeviceClass::Cpu,
@@ -130,13 +133,15 @@ fn hostile(mut rest: &[u8]) -> Vec<u8> {
     }
     .write(&mut v)
     .unwrap();
-    // A block header: kind, length, lane lengths (as varints), xxh32.
-    let kind = rest.first().map_or(1, |k| k % 3);
+    // A block header: kind (3, the model-coded block of v3, or 1, v2's,
+    // which v3 refuses), length, stream lengths (as varints), xxh32.
+    let kind = rest.first().map_or(3, |k| k % 4);
     rest = rest.get(1..).unwrap_or(&[]);
     let mut head = vec![kind];
     head.extend_from_slice(&take_u32(&mut rest).to_le_bytes());
-    if kind == 1 {
-        for _ in 0..p.lanes.min(64) {
+    if kind == 1 || kind == 3 {
+        let streams = if kind == 3 { 1 } else { p.lanes.min(64) };
+        for _ in 0..streams {
             let mut l = take_u32(&mut rest) as u64;
             while l >= 0x80 {
                 head.push(l as u8 | 0x80);

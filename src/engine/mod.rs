@@ -15,6 +15,7 @@
 pub mod blocks;
 pub mod lanes;
 
+use crate::coder::Precision;
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::format::{self, Block, BlockHead, DeviceClass, FrameHeader};
@@ -26,9 +27,10 @@ use lanes::Layout;
 use std::io::{Read, Seek, SeekFrom, Write};
 use xxhash_rust::xxh3::Xxh3;
 
-/// The fingerprint of `p`'s arithmetic on `device` (see `Predictor::fingerprint`).
-pub fn fingerprint(p: &Preset, device: &Device) -> Result<u64> {
-    Predictor::fingerprint(p, device)
+/// The fingerprint of `p`'s arithmetic on `device`, with the tables of
+/// format `version` (see `Predictor::fingerprint`).
+pub fn fingerprint(p: &Preset, device: &Device, version: u8) -> Result<u64> {
+    Predictor::fingerprint(p, device, Precision::of_version(version))
 }
 
 /// The default memory limit (of [`Limits::default`], and of the `fade`
@@ -150,10 +152,11 @@ impl<W: Write> Compressor<W> {
         // The canary first: it is dropped before the real model is built,
         // so the two never take memory at the same time.
         let header = FrameHeader {
+            version: format::VERSION,
             preset: preset.clone(),
             content_check: true,
             device: device_class(device),
-            fingerprint: fingerprint(preset, device)?,
+            fingerprint: fingerprint(preset, device, format::VERSION)?,
             content_size,
             x86,
         };
@@ -202,14 +205,14 @@ impl<W: Write> Compressor<W> {
             return format::write_stored_block(&mut self.out, data);
         }
         let (body, tail) = data.split_at(lay.body());
-        let streams = lanes::encode(&mut self.predictor, lay, body, progress)?;
+        let stream = lanes::encode(&mut self.predictor, lay, body, progress)?;
         progress(tail.len() as u64);
-        if format::model_block_size(data.len(), tail.len(), &streams)
+        if format::model_block_size(data.len(), tail.len(), stream.len())
             >= format::stored_block_size(data.len())
         {
             format::write_stored_block(&mut self.out, data)
         } else {
-            format::write_model_block(&mut self.out, data.len() as u32, tail, &streams)
+            format::write_model_block(&mut self.out, data.len() as u32, tail, &stream)
         }
     }
 
@@ -483,7 +486,7 @@ impl FrameDecoder {
         let p = &header.preset;
         limits.check(p)?;
         let class = device_class(device);
-        if class != header.device || fingerprint(p, device)? != header.fingerprint {
+        if class != header.device || fingerprint(p, device, header.version)? != header.fingerprint {
             return Err(Error::Device(format!(
                 "this {} computes differently from the {} that wrote the file; decompress on the same kind of {} (and build) as the encoder",
                 device_name(class),
@@ -491,7 +494,8 @@ impl FrameDecoder {
                 device_name(header.device)
             )));
         }
-        let predictor = Predictor::new(p, device, limits.threads)?;
+        let predictor = Predictor::new(p, device, limits.threads)?
+            .with_precision(Precision::of_version(header.version));
         Ok(Self {
             header,
             predictor,
@@ -521,7 +525,7 @@ impl FrameDecoder {
             Block::Model {
                 seg_len,
                 tail,
-                lanes: streams,
+                streams,
             } => {
                 let lay = Layout::new(seg_len, p.lanes as usize, p.context as usize);
                 let mut buf = vec![0u8; seg_len];
@@ -681,9 +685,11 @@ mod tests {
         let mut seen = Vec::new();
         for name in Preset::builtin_names() {
             let p = Preset::load(name).unwrap();
-            let want = with_level(Level::Baseline, || fingerprint(&p, &Device::Cpu).unwrap());
+            let want = with_level(Level::Baseline, || {
+                fingerprint(&p, &Device::Cpu, 3).unwrap()
+            });
             for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
-                let got = with_level(l, || fingerprint(&p, &Device::Cpu).unwrap());
+                let got = with_level(l, || fingerprint(&p, &Device::Cpu, 3).unwrap());
                 assert_eq!(got, want, "{name} at {l:?}");
             }
             assert!(!seen.contains(&want), "{name} shares a fingerprint");

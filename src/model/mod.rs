@@ -158,13 +158,13 @@ impl Step {
 
     /// The B x 256 values `floor(softmax(logits) * (TOTAL - 256))`, computed on
     /// the model's device, for [`crate::coder::cdf_from_floors`]. On a GPU this
-    /// moves the exps off the coder threads: building a table from floors costs
+    /// moves the exps off the coder: building a table from floors costs
     /// them a quarter of quantising logits (`benches/coder.rs`), and the copy
     /// to the host is no larger. A device computes these the same way every
     /// time; the fingerprint covers them, so files made this way only decode on
     /// a device that computes the same.
-    pub fn floors(&self) -> Result<Vec<u32>> {
-        let spread = (crate::coder::PROB_TOTAL - 256) as f64;
+    pub fn floors(&self, prec: crate::coder::Precision) -> Result<Vec<u32>> {
+        let spread = (prec.total() - 256) as f64;
         let logits = match &self.0 {
             StepOf::Graph { logits, .. } => logits.clone(),
             StepOf::Host { logits } => {

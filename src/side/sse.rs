@@ -29,7 +29,7 @@
 //! a fixed order, so every machine builds the same tables.
 
 use super::prefetch;
-use crate::coder::{shifted_exps, table_of, Cdf};
+use crate::coder::{shifted_exps, table_of, Cdf, Precision};
 use crate::math::exp;
 use crate::par::{rows_mut, SharedMut};
 
@@ -181,7 +181,14 @@ impl Sse {
     /// Every lane's refined table from its logits (B x 256), its last two
     /// bytes (the newest lowest) and the match model's hint. Lanes run on
     /// the current pool's threads.
-    pub fn refine(&mut self, logits: &[f32], last: &[u16], hints: &[Hint], cdfs: &mut [Cdf]) {
+    pub fn refine(
+        &mut self,
+        logits: &[f32],
+        last: &[u16],
+        hints: &[Hint],
+        prec: Precision,
+        cdfs: &mut [Cdf],
+    ) {
         self.lanes.clear();
         self.lanes
             .extend(last.iter().zip(hints).map(|(&c, &hint)| Lane {
@@ -198,13 +205,26 @@ impl Sse {
             for (l, cdf) in (l0..).zip(rows.iter_mut()) {
                 // SAFETY: lane l's nodes, which only this range writes.
                 let inputs = unsafe { inputs.slice(l * NODES, NODES) };
-                me.refine_lane(&logits[l * 256..(l + 1) * 256], me.lanes[l], inputs, cdf);
+                me.refine_lane(
+                    &logits[l * 256..(l + 1) * 256],
+                    me.lanes[l],
+                    inputs,
+                    prec,
+                    cdf,
+                );
             }
         });
         self.inputs = all;
     }
 
-    fn refine_lane(&self, logits: &[f32], lane: Lane, inputs: &mut [[i16; INPUTS]], cdf: &mut Cdf) {
+    fn refine_lane(
+        &self,
+        logits: &[f32],
+        lane: Lane,
+        inputs: &mut [[i16; INPUTS]],
+        prec: Precision,
+        cdf: &mut Cdf,
+    ) {
         let mut sums = [0f64; 512];
         let leaves: &mut [f64; 256] = (&mut sums[256..]).try_into().unwrap();
         shifted_exps(logits, leaves);
@@ -292,7 +312,7 @@ impl Sse {
         }
         let sum = (part[0] + part[1]) + (part[2] + part[3]);
         let arg = probs.iter().position(|&p| p == top).unwrap_or(0);
-        table_of(&probs, sum, arg, cdf);
+        table_of(&probs, sum, arg, prec, cdf);
     }
 
     /// Node `n`'s curve of the context whose row starts `t`, at position
@@ -444,13 +464,13 @@ mod tests {
         let flat = vec![0f32; 2 * 256];
         let mut cdfs = [[0u32; 257]; 2];
         let share = |cdf: &Cdf| cdf[b'x' as usize + 1] - cdf[b'x' as usize];
-        s.refine(&flat, &[7, 7], &[Hint(None); 2], &mut cdfs);
+        s.refine(&flat, &[7, 7], &[Hint(None); 2], Precision::V3, &mut cdfs);
         let first = share(&cdfs[0]);
         for _ in 0..20 {
-            s.refine(&flat, &[7, 7], &[Hint(None); 2], &mut cdfs);
+            s.refine(&flat, &[7, 7], &[Hint(None); 2], Precision::V3, &mut cdfs);
             s.learn(b"xx");
         }
-        s.refine(&flat, &[7, 7], &[Hint(None); 2], &mut cdfs);
+        s.refine(&flat, &[7, 7], &[Hint(None); 2], Precision::V3, &mut cdfs);
         assert!(share(&cdfs[0]) > 40_000, "{first} -> {}", share(&cdfs[0]));
         assert_eq!(cdfs[0], cdfs[1]);
     }
@@ -479,7 +499,7 @@ mod tests {
                     })
                     .collect();
                 let mut cdfs = vec![[0u32; 257]; lanes];
-                pool.run(|| s.refine(&logits, &last, &hints, &mut cdfs));
+                pool.run(|| s.refine(&logits, &last, &hints, Precision::V3, &mut cdfs));
                 let bytes: Vec<u8> = (0..lanes).map(|_| g.next_u64() as u8).collect();
                 s.learn(&bytes);
                 out.extend(cdfs);
