@@ -14,7 +14,7 @@ use crate::model::{Model, Step};
 use crate::preset::Preset;
 use crate::rng::SplitMix64;
 use crate::side::sse::{Hint, Sse};
-use crate::side::{Side, SideInputs};
+use crate::side::{Context, Side, SideInputs};
 use candle_core::Device;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::sync::Arc;
@@ -202,7 +202,14 @@ impl Predictor {
             quantiser,
             pending: None,
             pool: Arc::new(crate::par::Pool::new(1)),
-            sse: p.sse.then(|| Box::new(Sse::new())),
+            sse: p.sse.then(|| {
+                let contexts = if p.sse_counts {
+                    Context::of(p).len()
+                } else {
+                    0
+                };
+                Box::new(Sse::new(contexts))
+            }),
             context: p.context as usize,
             prec: Precision::V3,
         })
@@ -258,9 +265,9 @@ impl Predictor {
             Sides::Thread(t) => Some(t.take()?),
         };
         let mut side = side;
-        let hints = side
+        let (hints, seen) = side
             .as_mut()
-            .map(|s| std::mem::take(&mut s.hints))
+            .map(|s| (std::mem::take(&mut s.hints), std::mem::take(&mut s.seen)))
             .unwrap_or_default();
         let model = &mut self.model;
         let step = self.pool.run(|| model.forward(ctx, side))?;
@@ -278,7 +285,7 @@ impl Predictor {
                 hints.resize(last.len(), Hint::default());
                 let mut cdfs = vec![[0u32; 257]; last.len()];
                 self.pool
-                    .run(|| sse.refine(&logits, &last, &hints, self.prec, &mut cdfs));
+                    .run(|| sse.refine(&logits, &last, &hints, seen, self.prec, &mut cdfs));
                 Probs::Cdfs(cdfs)
             }
             (Quantiser::Host, None) => Probs::Logits(step.logits()?),

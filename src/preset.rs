@@ -89,6 +89,11 @@ pub struct Preset {
     /// (`src/side/sse.rs`); bit 16 of the header's context mask.
     #[serde(default)]
     pub sse: bool,
+    /// Whether the SSE stage also reads the counts of every context of the
+    /// statistics, node by node (`src/side/sse.rs`); bit 17 of the header's
+    /// context mask. Needs `sse`.
+    #[serde(default)]
+    pub sse_counts: bool,
 }
 
 fn yes() -> bool {
@@ -108,11 +113,12 @@ const BUILTIN: &[(u8, &str)] = &[
     (6, include_str!("../models/fast.toml")),
     (7, include_str!("../models/default.toml")),
     (8, include_str!("../models/retired/strong-8.toml")),
-    (9, include_str!("../models/strong.toml")),
+    (9, include_str!("../models/retired/strong-9.toml")),
+    (10, include_str!("../models/strong.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [6, 2, 7, 9, 5];
+const LEVELS: [u8; 5] = [6, 2, 7, 10, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -138,6 +144,8 @@ fn toml_name(text: &str) -> Option<&str> {
 const MIN_LANE_BYTES: usize = 2048;
 /// The bit of the header's context mask that turns on [`Preset::sse`].
 const SSE_BIT: u32 = 1 << 16;
+/// The bit of the header's context mask that turns on [`Preset::sse_counts`].
+const SSE_COUNTS_BIT: u32 = 1 << 17;
 /// Fewest lanes [`Preset::fitted`] goes down to.
 const MIN_FITTED_LANES: u32 = 16;
 
@@ -363,7 +371,8 @@ impl Preset {
         // `as` saturates: a hostile header gives u64::MAX, never a wrapped value.
         let side = crate::side::Side::memory(self) as f64
             + if self.sse {
-                crate::side::sse::Sse::memory() as f64 + b * 4096.0
+                crate::side::sse::Sse::memory() as f64
+                    + b * crate::side::sse::Sse::lane_memory() as f64
             } else {
                 0.0
             };
@@ -419,6 +428,9 @@ impl Preset {
         if counting && !(8..=26).contains(&self.stats_bits) {
             return Err("stats_bits must be 8 to 26");
         }
+        if self.sse_counts && !(self.sse && counting) {
+            return Err("sse_counts needs sse and context statistics");
+        }
         let matching = self.match_short > 0 || self.match_long > 0;
         if self.match_short > 64 || self.match_long > 64 {
             return Err("match lengths must be at most 64");
@@ -469,6 +481,9 @@ impl Preset {
         }
         if self.sse {
             mask |= SSE_BIT;
+        }
+        if self.sse_counts {
+            mask |= SSE_COUNTS_BIT;
         }
         for v in [
             mask,
@@ -579,9 +594,10 @@ impl Preset {
             match_long: 0,
             match_bits: 0,
             sse: false,
+            sse_counts: false,
         };
         let mask = u32_(input)?;
-        if mask & !(SSE_BIT | 0x7FF) != 0 {
+        if mask & !(SSE_BIT | SSE_COUNTS_BIT | 0x7FF) != 0 {
             return Err(Error::Corrupt("invalid model parameters"));
         }
         let p = Preset {
@@ -596,6 +612,7 @@ impl Preset {
             match_long: u32_(input)?,
             match_bits: u32_(input)?,
             sse: mask & SSE_BIT != 0,
+            sse_counts: mask & SSE_COUNTS_BIT != 0,
             ..p
         };
         p.validate()
@@ -628,7 +645,7 @@ mod tests {
     /// preset under a new identifier (the ladder then points its level
     /// there), not by editing one. Identifiers 1 to 5 are format version 2's
     /// first presets; 6 to 8 the retuned fast, default and strong; 9 strong
-    /// with the SSE stage.
+    /// with the SSE stage; 10 strong with its count maps.
     #[test]
     fn builtin_presets_are_frozen() {
         let got: Vec<(u8, String, u32)> = BUILTIN
@@ -659,6 +676,7 @@ mod tests {
         (7, "default", 0xed9b29da),
         (8, "strong", 0x63799a93),
         (9, "strong", 0xb9c10f75),
+        (10, "strong", 0xaf0e8e50),
     ];
 
     #[test]

@@ -24,6 +24,7 @@ const GOLDEN: &[(&str, usize)] = &[
     ("sample.default-3.fade", 8192),
     ("sample.strong-4.fade", 8192),
     ("sample.strong-8.fade", 8192),
+    ("sample.strong-9.fade", 8192),
 ];
 
 /// The files the slow environments (qemu, namespaces) decode: small presets.

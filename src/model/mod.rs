@@ -498,6 +498,7 @@ mod tests {
                 .map(|_| (g.next_u64() % 257) as u32)
                 .collect(),
             hints: Vec::new(),
+            seen: Vec::new(),
         }
     }
 

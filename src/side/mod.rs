@@ -28,7 +28,7 @@ use crate::layout::Layout;
 use crate::preset::Preset;
 use history::History;
 use matcher::{len_bucket, Matcher, LEN_BUCKETS};
-use stats::{log2q, Stats, CANDIDATES};
+use stats::{log2q, Seen, Stats, CANDIDATES};
 
 /// Starts loading `v` into the cache: the side tables are far larger than
 /// the caches, and asking for every lane's entries first lets the misses
@@ -139,6 +139,9 @@ pub struct SideInputs {
     /// Per lane, the match model's prediction for [`sse::Sse`] (empty without
     /// a match model).
     pub hints: Vec<sse::Hint>,
+    /// B x contexts: what each context of the statistics has seen, for
+    /// [`sse::Sse`]'s count maps (empty unless the preset asks for them).
+    pub seen: Vec<Seen>,
 }
 
 /// The score rows of every lane, sparse: a row holds at most
@@ -219,6 +222,8 @@ pub struct Side {
     past: Vec<LanePast>,
     lanes: usize,
     matches: Vec<(u8, u32)>,
+    /// Whether [`SideInputs::seen`] is filled.
+    keep_seen: bool,
 }
 
 impl Side {
@@ -236,6 +241,7 @@ impl Side {
             past: Vec::new(),
             lanes: 0,
             matches: Vec::new(),
+            keep_seen: p.sse_counts,
         })
     }
 
@@ -302,6 +308,10 @@ impl Side {
         let mut cands: Vec<(u8, u8)> = Vec::with_capacity(CANDIDATES);
         let mut picks = vec![256u32; self.lanes * sources];
         let mut hints = Vec::new();
+        let mut all_seen = Vec::new();
+        if self.keep_seen {
+            all_seen.reserve(self.lanes * self.contexts.len());
+        }
         if let Some(st) = &self.stats {
             for past in &self.past[..self.lanes] {
                 for &k in &self.contexts {
@@ -330,6 +340,9 @@ impl Side {
             if let Some(st) = &self.stats {
                 for &k in &self.contexts {
                     let seen = st.seen(self.past[b].key(k), k.tag());
+                    if self.keep_seen {
+                        all_seen.push(seen);
+                    }
                     if seen.found {
                         // Row `row`: 1 for each candidate; row `row + 1`: its
                         // count's log2. A byte listed twice takes its last count.
@@ -367,6 +380,7 @@ impl Side {
             conf,
             picks,
             hints,
+            seen: all_seen,
         }
     }
 

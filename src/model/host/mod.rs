@@ -628,6 +628,7 @@ mod tests {
                 .map(|_| (g.next_u64() % 257) as u32)
                 .collect(),
             hints: Vec::new(),
+            seen: Vec::new(),
         }
     }
 
@@ -656,6 +657,7 @@ mod tests {
                 conf: s.conf.clone(),
                 picks: s.picks.clone(),
                 hints: Vec::new(),
+                seen: Vec::new(),
             });
             let sg = graph.forward(&ctx, side).unwrap();
             let sh = pool.run(|| host.forward(&ctx, copy)).unwrap();
