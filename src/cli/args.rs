@@ -21,10 +21,10 @@ use std::path::PathBuf;
 /// "Results"), so nobody waits a minute per MB without being told.
 const LEVELS: &str = "\
 Levels (compression speed on a 2-core Xeon, both cores; decompression about as fast):
-  -1  fast     110 KB/s    quick set 5.04:1
+  -1  fast     110 KB/s    quick set 5.06:1
   -2  medium   ~50 KB/s
-  -3  default  ~35 KB/s    quick set 5.26:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
-  -4  strong   ~8 KB/s     quick set 5.46:1
+  -3  default  ~35 KB/s    quick set 5.29:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
+  -4  strong   ~8 KB/s     quick set 5.53:1
   -5  paper    0.6 KB/s    the paper's pure network, for GPUs
 -T N codes blocks on N cores (see README, \"Many cores\").";
 
