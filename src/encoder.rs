@@ -176,6 +176,7 @@ impl<W: Write> Encoder<W> {
                 Vec::new(),
                 size,
                 &self.pending,
+                None,
             )?);
         }
         let frame = self.frame.as_mut().expect("started above");

@@ -5,14 +5,16 @@
 //! frame   = header block* end
 //! header  = magic[4] = 89 'F' 'D' 'E'   (non-text first byte, like PNG)
 //!           version u8 = 3 (or 2)
-//!           flags u8                     bit 0: content checksum present; bit 1: built-in
-//!                                        preset by level; bit 2: content size present;
-//!                                        bit 3: blocks hold the content through the x86 filter
+//!           flags u8                     bit 0: content checksum present (required); bit 1:
+//!                                        built-in preset by level; bit 2: content size present;
+//!                                        bit 3: blocks hold the content through the x86 filter;
+//!                                        bit 4: the frame is a member of a sequence
 //!           params_len varint
 //!           params[params_len]           preset (every value, Preset::write_to; or level u8,
 //!                                        lanes varint, stats_bits u8, match_bits u8,
 //!                                        xxh32 of every value), device class u8,
-//!                                        arithmetic fingerprint u64, [content size varint]
+//!                                        arithmetic fingerprint u64, [content size varint],
+//!                                        [member number varint]
 //!           header_check u32             xxh32 of everything above
 //! block   = kind u8 = 3 (model-coded)  seg_len varint  stream_len varint  block_check u32
 //!                                      tail[seg_len % lanes]  stream[stream_len]   (v3 only)
@@ -20,6 +22,9 @@
 //!                                      tail[seg_len % lanes]  lane streams, concatenated (v2 only)
 //!         | kind u8 = 2 (stored)        seg_len varint  block_check u32  bytes[seg_len]
 //! end     = kind u8 = 0  total_len varint  content_check u64 (xxh3-64, if flagged)  end_check u32
+//! index   = magic[4] = 89 'F' 'D' 'X'   closes a sequence of member frames (see [`Index`])
+//!           frames varint  (content_len varint  frame_len varint) * frames
+//!           content_check u64 (xxh3-64 of the sequence's content)  index_check u32
 //! ```
 //! All integers are little-endian; `block_check` and `end_check` are xxh32 of
 //! the block's bytes before them, so a corrupt length is caught before it is used.
@@ -46,7 +51,15 @@ const FLAG_BUILTIN: u8 = 2;
 const FLAG_CONTENT_SIZE: u8 = 4;
 /// Flag bit 3: blocks carry the content through the x86 filter (`crate::filter`).
 const FLAG_X86: u8 = 8;
-const KNOWN_FLAGS: u8 = FLAG_CONTENT_CHECK | FLAG_BUILTIN | FLAG_CONTENT_SIZE | FLAG_X86;
+/// Flag bit 4: `params` ends with the frame's number in a sequence of
+/// frames that an [`Index`] closes (what `fade -T` and `--block-size` write).
+const FLAG_MEMBER: u8 = 16;
+const KNOWN_FLAGS: u8 =
+    FLAG_CONTENT_CHECK | FLAG_BUILTIN | FLAG_CONTENT_SIZE | FLAG_X86 | FLAG_MEMBER;
+/// First bytes of the index that closes a sequence of member frames: the
+/// frame magic with its last byte changed, so a reader looking for a frame
+/// tells the two apart from the same four bytes.
+pub const INDEX_MAGIC: [u8; 4] = [0x89, b'F', b'D', b'X'];
 /// Longest `params` a header may declare: a custom preset takes about 100
 /// bytes and a name at most 32, so anything longer is not a fade header.
 const MAX_PARAMS_LEN: u64 = 1024;
@@ -79,7 +92,9 @@ pub struct FrameHeader {
     pub version: u8,
     /// Model, optimizer and lane layout.
     pub preset: Preset,
-    /// Whether an xxh3-64 of the content closes the frame.
+    /// Whether an xxh3-64 of the content closes the frame: always, since a
+    /// frame without one could not tell damaged content from good, and
+    /// decoders refuse it.
     pub content_check: bool,
     /// Device class the encoder ran on.
     pub device: DeviceClass,
@@ -92,6 +107,9 @@ pub struct FrameHeader {
     /// Whether the blocks hold the content through the x86 filter
     /// (`crate::filter`), which the decoder undoes.
     pub x86: bool,
+    /// The frame's number in its sequence (0 for the first), when it is one
+    /// of several frames closed by an [`Index`]; `None` for a frame of its own.
+    pub member: Option<u64>,
 }
 
 fn read_exact(r: &mut impl Read, buf: &mut [u8]) -> Result<()> {
@@ -167,6 +185,10 @@ impl FrameHeader {
         if self.x86 {
             flags |= FLAG_X86;
         }
+        if let Some(k) = self.member {
+            flags |= FLAG_MEMBER;
+            put_varint(&mut params, k);
+        }
         let mut buf = MAGIC.to_vec();
         buf.push(self.version);
         buf.push(flags);
@@ -178,25 +200,19 @@ impl FrameHeader {
         Ok(())
     }
 
-    /// Reads a header whose first magic byte has already been consumed as `first`.
+    /// Reads a header whose first magic byte has already been consumed as
+    /// `first`. An index where a frame should start is corrupt: it closes a
+    /// sequence of frames, and none came before it.
     pub fn read_after(first: u8, r: &mut impl Read) -> Result<Self> {
-        let mut all = vec![first, 0, 0, 0];
-        // A short input that is not a fade file is "not a fade file", not "truncated".
-        let mut got = 1;
-        while got < 4 {
-            match r.read(&mut all[got..4]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e.into()),
-            }
+        match read_item(first, r)? {
+            Item::Frame(h) => Ok(h),
+            Item::Index(_) => Err(Error::Corrupt(INDEX_WITHOUT_FRAMES)),
         }
-        if all[..got] != MAGIC[..got] {
-            return Err(Error::NotFade);
-        }
-        if got < 4 {
-            return Err(Error::Truncated);
-        }
+    }
+
+    /// Reads the rest of a header whose magic has been read and checked.
+    fn read_after_magic(r: &mut impl Read) -> Result<Self> {
+        let mut all = MAGIC.to_vec();
         let mut vf = [0u8; 2];
         read_exact(r, &mut vf)?;
         all.extend_from_slice(&vf);
@@ -216,6 +232,9 @@ impl FrameHeader {
         }
         if flags & !KNOWN_FLAGS != 0 {
             return Err(Error::Corrupt("reserved flag bits set"));
+        }
+        if flags & FLAG_CONTENT_CHECK == 0 {
+            return Err(Error::Corrupt("frame without a content checksum"));
         }
         let mut p = &params[..];
         let preset = if flags & FLAG_BUILTIN != 0 {
@@ -248,6 +267,11 @@ impl FrameHeader {
         } else {
             None
         };
+        let member = if flags & FLAG_MEMBER != 0 {
+            Some(read_varint(&mut p, &mut Vec::new())?)
+        } else {
+            None
+        };
         if !p.is_empty() {
             return Err(Error::Corrupt("header length"));
         }
@@ -259,8 +283,146 @@ impl FrameHeader {
             fingerprint,
             content_size,
             x86: flags & FLAG_X86 != 0,
+            member,
         })
     }
+}
+
+/// The message for an index that follows no member frame.
+pub const INDEX_WITHOUT_FRAMES: &str = "frame index without the frames it lists";
+
+/// What starts at a frame boundary: a frame, or the index closing a sequence.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    /// A frame, of which this is the header.
+    Frame(FrameHeader),
+    /// The index of a sequence; its entries are read by [`Index::read_rest`].
+    Index(IndexHead),
+}
+
+/// Reads what starts at a frame boundary, its first byte already consumed as
+/// `first`: a frame header, or the start of an index. A short input that is
+/// not fade is "not a fade file", not "truncated".
+pub fn read_item(first: u8, r: &mut impl Read) -> Result<Item> {
+    let mut magic = [first, 0, 0, 0];
+    let mut got = 1;
+    while got < 4 {
+        match r.read(&mut magic[got..4]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let prefix = &magic[..got];
+    if prefix != &MAGIC[..got] && prefix != &INDEX_MAGIC[..got] {
+        return Err(Error::NotFade);
+    }
+    if got < 4 {
+        return Err(Error::Truncated);
+    }
+    if magic == INDEX_MAGIC {
+        let frames = read_varint(r, &mut Vec::new())?;
+        return Ok(Item::Index(IndexHead { frames }));
+    }
+    FrameHeader::read_after_magic(r).map(Item::Frame)
+}
+
+/// The start of an index: how many frames it lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexHead {
+    /// Member frames of the sequence it closes.
+    pub frames: u64,
+}
+
+/// The index that closes a sequence of member frames (`fade -T`,
+/// `--block-size`): each frame's content and compressed lengths and a
+/// checksum of the whole content, so that a sequence cut at a frame
+/// boundary, or with frames dropped, repeated or swapped, is refused even
+/// though each frame is sound on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Index {
+    /// Member frames listed.
+    pub frames: u64,
+    /// [`IndexEntries`] digest of the listed (content, frame) lengths.
+    pub entries: u64,
+    /// xxh3-64 of the sequence's whole content.
+    pub content: u64,
+    /// Bytes of the index, magic to checksum.
+    pub len: u64,
+}
+
+/// A running digest of (content length, frame length) pairs, in order: what
+/// an index lists, and what a reader saw, compared without keeping either.
+#[derive(Clone, Default)]
+pub struct IndexEntries {
+    raw: Vec<u8>,
+    hash: xxhash_rust::xxh3::Xxh3,
+}
+
+impl IndexEntries {
+    /// Adds one frame's lengths.
+    pub fn push(&mut self, content: u64, frame: u64) {
+        self.raw.clear();
+        put_varint(&mut self.raw, content);
+        put_varint(&mut self.raw, frame);
+        self.hash.update(&self.raw);
+    }
+
+    /// The digest of the pairs added so far.
+    pub fn digest(&self) -> u64 {
+        self.hash.digest()
+    }
+}
+
+impl Index {
+    /// Reads the index's entries, content checksum and index checksum after
+    /// its head. `expected` is how many frames the reader saw in the sequence:
+    /// any other count is refused before an entry is read, so a damaged count
+    /// costs nothing.
+    pub fn read_rest(head: IndexHead, expected: u64, r: &mut impl Read) -> Result<Self> {
+        if head.frames != expected {
+            return Err(Error::Corrupt(INDEX_MISMATCH));
+        }
+        let mut raw = INDEX_MAGIC.to_vec();
+        put_varint(&mut raw, head.frames);
+        let mut entries = IndexEntries::default();
+        for _ in 0..head.frames {
+            let content = read_varint(r, &mut raw)?;
+            let frame = read_varint(r, &mut raw)?;
+            entries.push(content, frame);
+        }
+        let content = read_u64(r)?;
+        raw.extend_from_slice(&content.to_le_bytes());
+        if read_u32(r)? != xxh32(&raw, 0) {
+            return Err(Error::Corrupt("frame index checksum"));
+        }
+        Ok(Self {
+            frames: head.frames,
+            entries: entries.digest(),
+            content,
+            len: raw.len() as u64 + 4,
+        })
+    }
+}
+
+/// The message for an index that does not list the frames before it.
+pub const INDEX_MISMATCH: &str = "frames missing, repeated or out of order";
+
+/// Writes the index of a sequence whose frames had these (content length,
+/// frame length) pairs and whose whole content hashes to `content`.
+pub fn write_index(w: &mut impl Write, frames: &[(u64, u64)], content: u64) -> Result<()> {
+    let mut b = INDEX_MAGIC.to_vec();
+    put_varint(&mut b, frames.len() as u64);
+    for &(c, f) in frames {
+        put_varint(&mut b, c);
+        put_varint(&mut b, f);
+    }
+    b.extend_from_slice(&content.to_le_bytes());
+    let check = xxh32(&b, 0);
+    b.extend_from_slice(&check.to_le_bytes());
+    w.write_all(&b)?;
+    Ok(())
 }
 
 /// The first `n` bytes of `input`, which is advanced past them.
@@ -559,6 +721,69 @@ mod tests {
             v[i] ^= 0x10;
             assert!(read_header(&v).is_err(), "flip at {i} accepted");
         }
+    }
+
+    /// A frame without a content checksum could decode damage silently: it
+    /// is refused, whatever else it holds.
+    #[test]
+    fn frames_without_a_content_checksum_are_refused() {
+        let mut buf = Vec::new();
+        FrameHeader {
+            content_check: false,
+            ..header()
+        }
+        .write(&mut buf)
+        .unwrap();
+        assert!(matches!(
+            read_header(&buf),
+            Err(Error::Corrupt("frame without a content checksum"))
+        ));
+    }
+
+    /// A member's number travels in its header; an index reads back what
+    /// was written, refuses another count before reading entries, and is
+    /// told from a frame by its magic.
+    #[test]
+    fn members_and_indexes_roundtrip() {
+        let mut buf = Vec::new();
+        let h = FrameHeader {
+            member: Some(300),
+            ..header()
+        };
+        h.write(&mut buf).unwrap();
+        let mut back = read_header(&buf).unwrap();
+        back.preset.description = h.preset.description.clone();
+        assert_eq!(back, h);
+        let entries = [(8192, 3000), (8192, 2900), (1000, 700)];
+        let mut idx = Vec::new();
+        write_index(&mut idx, &entries, 0xABCD).unwrap();
+        let read = |bytes: &[u8], expected| {
+            let mut r = &bytes[1..];
+            match read_item(bytes[0], &mut r)? {
+                Item::Index(head) => Index::read_rest(head, expected, &mut r),
+                Item::Frame(_) => panic!("an index read as a frame"),
+            }
+        };
+        let got = read(&idx, 3).unwrap();
+        let mut want = IndexEntries::default();
+        for (c, f) in entries {
+            want.push(c, f);
+        }
+        assert_eq!(got.entries, want.digest());
+        assert_eq!(
+            (got.frames, got.content, got.len),
+            (3, 0xABCD, idx.len() as u64)
+        );
+        assert!(matches!(read(&idx, 2), Err(Error::Corrupt(INDEX_MISMATCH))));
+        for i in 4..idx.len() {
+            let mut v = idx.clone();
+            v[i] ^= 1;
+            assert!(read(&v, 3).is_err(), "flip at {i} accepted");
+        }
+        assert!(matches!(
+            read_header(&idx),
+            Err(Error::Corrupt(INDEX_WITHOUT_FRAMES))
+        ));
     }
 
     /// A built-in preset, fitted or not, travels as its level (a short

@@ -62,7 +62,7 @@
 //! # Cargo features
 //!
 //! - `cli` (default): the `fade` command and its dependencies (clap,
-//!   indicatif, ctrlc, mimalloc, serde_json, ...). A library user turns it
+//!   indicatif, mimalloc, serde_json, ...). A library user turns it
 //!   off: `fade = { version = "0.1", default-features = false }`.
 //! - `cuda`: candle's CUDA backend and [`Device::Cuda`]. Building needs the
 //!   CUDA toolkit, and the result needs an NVIDIA driver to start.

@@ -1,6 +1,16 @@
 //! The `fade` command: a thin layer over the library that handles arguments,
 //! files, progress and error messages.
 
+/// `eprintln!` that never panics: a diagnostic that cannot be written (a
+/// closed or full stderr) is dropped, and the work goes on, as with gzip and
+/// zstd. Every message of the command goes through it.
+macro_rules! diag {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 
 /// candle allocates a fresh buffer for every op; glibc returns large ones to the
@@ -21,7 +31,7 @@ fn main() {
                 }
                 _ => "",
             };
-            eprintln!("fade: {e:#}{hint}");
+            diag!("fade: {e:#}{hint}");
             1
         }
     };

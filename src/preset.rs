@@ -140,6 +140,14 @@ fn toml_name(text: &str) -> Option<&str> {
         .and_then(|r| r.strip_suffix('"'))
 }
 
+/// The text of a preset error without its "invalid preset: " prefix.
+fn preset_message(e: Error) -> String {
+    match e {
+        Error::Preset(m) => m,
+        e => e.to_string(),
+    }
+}
+
 /// Shortest lane [`Preset::fitted`] aims for, in bytes.
 const MIN_LANE_BYTES: usize = 2048;
 /// The bit of the header's context mask that turns on [`Preset::sse`].
@@ -178,8 +186,10 @@ impl Preset {
         }
         let path = std::path::Path::new(name_or_path);
         if path.extension().is_some_and(|e| e == "toml") {
-            let text = std::fs::read_to_string(path)?;
-            return Self::parse(&text);
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| Error::Preset(format!("cannot read {}: {e}", path.display())))?;
+            return Self::parse(&text)
+                .map_err(|e| Error::Preset(format!("{}: {}", path.display(), preset_message(e))));
         }
         Err(Error::Preset(format!(
             "unknown preset '{name_or_path}' (built in: {})",
@@ -189,7 +199,16 @@ impl Preset {
 
     /// Parses and validates preset TOML.
     pub fn parse(text: &str) -> Result<Self> {
-        let p: Preset = toml::from_str(text).map_err(|e| Error::Preset(e.to_string()))?;
+        let p: Preset = toml::from_str(text).map_err(|e| {
+            // toml's own display spans several lines (the line quoted, a
+            // caret); fade's errors are one line.
+            let line = e.span().map(|r| text[..r.start].lines().count().max(1));
+            let msg = e.message().trim().replace('\n', "; ");
+            Error::Preset(match line {
+                Some(n) => format!("line {n}: {msg}"),
+                None => msg,
+            })
+        })?;
         p.validate().map_err(|m| Error::Preset(m.to_string()))?;
         Ok(p)
     }

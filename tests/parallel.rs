@@ -220,3 +220,133 @@ fn threads_multiply_the_memory_needed() {
     a.extend(["-T2", fs]);
     fails_with(&fade(&a), "needs about");
 }
+
+/// Issue 25, item 3: a multi-frame file (-T, --block-size) checks itself. Cut
+/// at any frame boundary, or with a frame dropped, repeated or swapped, or
+/// its index removed, it is refused by -d (frames in parallel, one at a
+/// time, and from a pipe), -t and -l, with one line; whole files still
+/// concatenate.
+#[test]
+fn a_multi_frame_file_cut_or_reordered_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    let data = lines(25_000);
+    std::fs::write(&f, &data).unwrap();
+    let t = tiny();
+    let packed = ok(fade(&[
+        "-q",
+        "-c",
+        "-p",
+        &t,
+        "-T2",
+        "--block-size",
+        "8k",
+        f.to_str().unwrap(),
+    ]));
+    let spans = fade::__internals::engine::frames(&mut std::io::Cursor::new(&packed)).unwrap();
+    assert_eq!(spans.len(), 4);
+    let frame = |i: usize| {
+        let s = &spans[i];
+        packed[s.offset as usize..(s.offset + s.len) as usize].to_vec()
+    };
+    let index_at = (spans[3].offset + spans[3].len) as usize;
+    let index = packed[index_at..].to_vec();
+    assert_eq!(spans[3].trailer as usize, index.len());
+    let join = |parts: &[Vec<u8>]| parts.concat();
+    let (f0, f1, f2, f3) = (frame(0), frame(1), frame(2), frame(3));
+    let mut bad: Vec<(&str, Vec<u8>)> = Vec::new();
+    for s in &spans[1..] {
+        bad.push(("cut at a frame", packed[..s.offset as usize].to_vec()));
+    }
+    bad.push(("index removed", packed[..index_at].to_vec()));
+    bad.push((
+        "frame dropped",
+        join(&[f0.clone(), f2.clone(), f3.clone(), index.clone()]),
+    ));
+    bad.push((
+        "first frame dropped",
+        join(&[f1.clone(), f2.clone(), f3.clone(), index.clone()]),
+    ));
+    bad.push((
+        "frame repeated",
+        join(&[
+            f0.clone(),
+            f1.clone(),
+            f1.clone(),
+            f2.clone(),
+            f3.clone(),
+            index.clone(),
+        ]),
+    ));
+    bad.push((
+        "frames swapped",
+        join(&[
+            f0.clone(),
+            f2.clone(),
+            f1.clone(),
+            f3.clone(),
+            index.clone(),
+        ]),
+    ));
+    bad.push(("index repeated", join(&[packed.clone(), index.clone()])));
+    bad.push(("index alone", index.clone()));
+    let file = dir.path().join("bad.fade");
+    let fs = file.to_str().unwrap();
+    for (what, bytes) in &bad {
+        std::fs::write(&file, bytes).unwrap();
+        for args in [&["-dc", "-T2"][..], &["-dc", "-T1"], &["-t"], &["-l"]] {
+            let mut a = args.to_vec();
+            a.push(fs);
+            let out = fade(&a);
+            assert_eq!(out.status.code(), Some(1), "{what} {args:?} passed");
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(err.trim_end().lines().count(), 1, "{what} {args:?}: {err}");
+        }
+        let out = fade_stdin(&["-dc"], bytes);
+        assert_eq!(out.status.code(), Some(1), "{what} from a pipe passed");
+    }
+    // Whole files concatenate: sequences, and a sequence beside a frame of
+    // its own.
+    let single = ok(fade_stdin(&["-q", "-c", "-p", &t], b"a frame of its own"));
+    let both = join(&[packed.clone(), single.clone(), packed.clone()]);
+    std::fs::write(&file, &both).unwrap();
+    let mut want = data.clone();
+    want.extend_from_slice(b"a frame of its own");
+    want.extend_from_slice(&data);
+    for args in [&["-dc", "-T2"][..], &["-dc", "-T1"]] {
+        let mut a = args.to_vec();
+        a.push(fs);
+        assert_eq!(ok(fade(&a)), want, "{args:?}");
+    }
+    assert_eq!(ok(fade_stdin(&["-dc"], &both)), want);
+    ok(fade(&["-t", fs]));
+    let listed = String::from_utf8(ok(fade(&["-l", fs]))).unwrap();
+    assert!(listed.contains(&format!(" {} ", both.len())), "{listed}");
+    // The whole-content checksum is checked too: frames of another sequence
+    // with the same lengths do not pass for these.
+    let other = lines(25_000)
+        .iter()
+        .map(|b| b.to_ascii_uppercase())
+        .collect::<Vec<u8>>();
+    let of = dir.path().join("other");
+    std::fs::write(&of, &other).unwrap();
+    let packed2 = ok(fade(&[
+        "-q",
+        "-c",
+        "-p",
+        &t,
+        "-T2",
+        "--block-size",
+        "8k",
+        of.to_str().unwrap(),
+    ]));
+    let spans2 = fade::__internals::engine::frames(&mut std::io::Cursor::new(&packed2)).unwrap();
+    if spans2[1].len == spans[1].len {
+        let s = &spans2[1];
+        let g1 = packed2[s.offset as usize..(s.offset + s.len) as usize].to_vec();
+        let mixed = join(&[f0, g1, f2, f3, index]);
+        std::fs::write(&file, &mixed).unwrap();
+        let out = fade(&["-dc", "-T2", fs]);
+        assert_eq!(out.status.code(), Some(1), "a foreign frame passed");
+    }
+}

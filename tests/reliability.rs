@@ -141,6 +141,7 @@ fn header_with(preset: &fade::Preset, fingerprint: u64) -> Vec<u8> {
         fingerprint,
         content_size: None,
         x86: false,
+        member: None,
     }
     .write(&mut v)
     .unwrap();
@@ -388,7 +389,15 @@ fn ignored_hangup_stays_ignored() {
     wait_for_tmp(dir.path(), &mut child);
     kill("-HUP", child.id());
     let out = finish(child);
-    assert_eq!(out.status.code(), Some(130), "{out:?}");
+    // 128 + the signal's number, as a shell reports it.
+    assert_eq!(out.status.code(), Some(129), "{out:?}");
+    assert_eq!(names(dir.path()), ["f"]);
+    let mut child = with_hangup(libc::SIG_DFL, &["-q", "-p", &tiny(), s(&f)]);
+    wait_for_tmp(dir.path(), &mut child);
+    kill("-TERM", child.id());
+    let out = finish(child);
+    assert_eq!(out.status.code(), Some(143), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("terminated"));
     assert_eq!(names(dir.path()), ["f"]);
 }
 
@@ -543,4 +552,232 @@ fn operands_named_like_subcommands_are_files() {
     // -d with a subcommand is a contradiction, not silently ignored.
     let out = run(&["-d", "compress", "a"]);
     fails_with(&out, "cannot be combined with the compress subcommand");
+}
+
+// Issue 25: a backup tool's guarantees.
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("SKIPPED: needs root (CI runs as root)");
+    }
+    root
+}
+
+fn mode_of(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+fn owner_of(p: &Path) -> (u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(p).unwrap();
+    (m.uid(), m.gid())
+}
+
+/// Issue 25, item 1: an existing device or FIFO named by -o is written
+/// through, with or without -f, never replaced by a regular file; /dev/null
+/// needs no -f.
+#[test]
+fn device_and_fifo_outputs_are_written_through() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    let data = text(3000);
+    std::fs::write(&f, &data).unwrap();
+    let packed = dir.path().join("f.fade");
+    ok(fade(&["-q", "-k", "-p", &tiny(), s(&f)]));
+    // /dev/null without -f, both ways; it stays what it is.
+    ok(fade(&["-q", "-d", "-o", "/dev/null", s(&packed)]));
+    ok(fade(&["-q", "-p", &tiny(), "-o", "/dev/null", s(&f)]));
+    assert!(std::fs::metadata("/dev/null")
+        .unwrap()
+        .file_type()
+        .is_char_device());
+    // --rm into a device keeps the input: the device keeps nothing.
+    ok(fade(&[
+        "-q",
+        "--rm",
+        "-p",
+        &tiny(),
+        "-o",
+        "/dev/null",
+        s(&f),
+    ]));
+    assert!(
+        f.exists(),
+        "--rm removed an input written only to /dev/null"
+    );
+    if is_root() {
+        // A device node of our own (the null device) with -f: still a device.
+        let node = dir.path().join("null");
+        let st = Command::new("mknod")
+            .args([s(&node), "c", "1", "3"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        ok(fade(&["-q", "-d", "-f", "-o", s(&node), s(&packed)]));
+        ok(fade(&["-q", "-f", "-p", &tiny(), "-o", s(&node), s(&f)]));
+        assert!(std::fs::metadata(&node)
+            .unwrap()
+            .file_type()
+            .is_char_device());
+    }
+    // A FIFO: its reader gets the whole content, the FIFO stays a FIFO.
+    let fifo = dir.path().join("pipe");
+    mkfifo(&fifo);
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).unwrap())
+    };
+    ok(fade(&["-q", "-d", "-f", "-o", s(&fifo), s(&packed)]));
+    assert_eq!(reader.join().unwrap(), data);
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+}
+
+/// Issue 25, item 2: outputs keep the input's owner and group (fchown before
+/// the rename, as root); setuid/setgid never reach a compressed file, and
+/// survive decompression only where the owner could be set.
+#[test]
+fn outputs_keep_the_owner_and_drop_special_bits() {
+    if !is_root() {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let f = dir.path().join("f");
+    let data = text(2000);
+    std::fs::write(&f, &data).unwrap();
+    let nobody = 65534u32;
+    std::os::unix::fs::chown(&f, Some(nobody), Some(nobody)).unwrap();
+    std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o4750)).unwrap();
+    ok(fade(&["-q", "-k", "-p", &tiny(), s(&f)]));
+    let packed = dir.path().join("f.fade");
+    assert_eq!(owner_of(&packed), (nobody, nobody));
+    assert_eq!(mode_of(&packed), 0o750, "a compressed file carried setuid");
+    ok(fade(&["-q", "-d", "-f", s(&packed)]));
+    assert_eq!(owner_of(&f), (nobody, nobody));
+    assert_eq!(mode_of(&f), 0o750);
+    assert_eq!(std::fs::read(&f).unwrap(), data);
+    // A .fade file that is setuid (an older fade, a chmod) decoded by root:
+    // the owner is set, the bit may stay.
+    std::fs::set_permissions(&packed, std::fs::Permissions::from_mode(0o4750)).unwrap();
+    ok(fade(&["-q", "-d", "-f", s(&packed)]));
+    assert_eq!(mode_of(&f), 0o4750);
+    // Decoded by a user who cannot give the output root's ownership: the
+    // output is the user's, and setuid is dropped.
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: setpriv not found (util-linux)");
+        return;
+    }
+    std::os::unix::fs::chown(&packed, Some(0), Some(0)).unwrap();
+    std::fs::set_permissions(&packed, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    let out = dir.path().join("as-nobody");
+    let st = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            env!("CARGO_BIN_EXE_fade"),
+            "-q",
+            "-d",
+            "-o",
+            s(&out),
+            s(&packed),
+        ])
+        .output()
+        .unwrap();
+    assert!(st.status.success(), "{st:?}");
+    assert_eq!(owner_of(&out), (nobody, nobody));
+    assert_eq!(
+        mode_of(&out),
+        0o755,
+        "setuid kept on a file of another owner"
+    );
+}
+
+/// Issue 25, item 6: a stderr that cannot be written never stops the work:
+/// every file is still done, and the exit status still tells the failure.
+#[test]
+fn a_full_stderr_does_not_stop_the_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, q) = (dir.path().join("p"), dir.path().join("q"));
+    std::fs::write(&p, text(1500)).unwrap();
+    std::fs::write(&q, text(1600)).unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = bin()
+        .args(["-v", "--rm", "-p", &tiny()])
+        .arg(dir.path().join("missing"))
+        .args([&p, &q])
+        .stderr(full)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(names(dir.path()), ["p.fade", "q.fade"]);
+    // --help and -V into a full stdout fail; into a good one they succeed.
+    for flag in ["--help", "-V"] {
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap();
+        let out = bin().arg(flag).stdout(full).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag}: {out:?}");
+        assert!(fade(&[flag]).status.success());
+    }
+}
+
+/// Issue 25, item 8: the smaller guarantees.
+#[test]
+fn hard_links_pseudo_files_block_sizes_and_leftovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    std::fs::write(&f, text(1500)).unwrap();
+    // --rm refuses an input with other hard links, unless -f.
+    let link = dir.path().join("link");
+    std::fs::hard_link(&f, &link).unwrap();
+    fails_with(
+        &fade(&["-q", "--rm", "-p", &tiny(), s(&f)]),
+        "other hard link",
+    );
+    assert_eq!(names(dir.path()), ["f", "link"]);
+    ok(fade(&["-q", "--rm", "-f", "-p", &tiny(), s(&f)]));
+    assert_eq!(names(dir.path()), ["f.fade", "link"]);
+    // A file of /proc is read as a stream (its size is 0 there).
+    let packed = ok(fade(&["-c", "-p", &tiny(), "/proc/version"]));
+    let back = ok(fade_stdin(&["-dc"], &packed));
+    assert_eq!(back, std::fs::read("/proc/version").unwrap());
+    // --block-size out of its range is refused with the range.
+    for bad in ["0", "1000", "2GiB"] {
+        fails_with(
+            &fade(&["-c", "-p", &tiny(), "--block-size", bad, s(&link)]),
+            "1KiB (1024) to 1GiB",
+        );
+    }
+    ok(fade(&[
+        "-c",
+        "-p",
+        &tiny(),
+        "--block-size",
+        "1KiB",
+        s(&link),
+    ]));
+    // A temporary output a `kill -9` left behind is not an input of -r.
+    let d = dir.path().join("d");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("a"), text(700)).unwrap();
+    std::fs::write(d.join(".fade-Ab3x9Z.tmp"), text(600)).unwrap();
+    ok(fade(&["-q", "-r", "-p", &tiny(), s(&d)]));
+    assert_eq!(names(&d), [".fade-Ab3x9Z.tmp", "a", "a.fade"]);
+    // Preset files: one line, naming the file.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\nlanes = \"many\"\n").unwrap();
+    fails_with(&fade(&["-c", "-p", s(&bad), s(&link)]), "bad.toml: line 2");
+    fails_with(
+        &fade(&["-c", "-p", "/nonexistent/p.toml", s(&link)]),
+        "cannot read /nonexistent/p.toml",
+    );
 }

@@ -56,6 +56,7 @@ fn header() -> &'static [u8] {
             fingerprint,
             content_size: None,
             x86: false,
+            member: None,
         }
         .write(&mut v)
         .unwrap();
@@ -130,6 +131,7 @@ fn hostile(mut rest: &[u8]) -> Vec<u8> {
         fingerprint,
         content_size: None,
         x86: false,
+        member: None,
     }
     .write(&mut v)
     .unwrap();

@@ -52,8 +52,9 @@ pub struct Common {
     /// 4), which never changes the output.
     #[arg(short = 'T', long, global = true, value_name = "N")]
     pub threads: Option<usize>,
-    /// Block size of -T (default 16MiB); implies blocks even with -T1.
-    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size)]
+    /// Block size of -T (default 16MiB, 1KiB to 1GiB); implies blocks even
+    /// with -T1.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_block_size)]
     pub block_size: Option<u64>,
     /// No progress bar, no warnings.
     #[arg(short, long, global = true)]
@@ -118,6 +119,22 @@ fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("not a size ({e})"))
+}
+
+/// Smallest and largest `--block-size`: a block of a few bytes would be a
+/// frame header and an end per few bytes of input, and a block is held in
+/// memory whole.
+const BLOCK_SIZES: std::ops::RangeInclusive<u64> = 1 << 10..=1 << 30;
+
+/// A `--block-size`: a size within [`BLOCK_SIZES`].
+fn parse_block_size(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if !BLOCK_SIZES.contains(&n) {
+        return Err(format!(
+            "{n} bytes is outside the allowed 1KiB (1024) to 1GiB"
+        ));
+    }
+    Ok(n)
 }
 
 /// The gzip-style form: operate on FILEs in place.

@@ -9,6 +9,7 @@
 use super::args::Common;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,7 +220,7 @@ fn codecs(
                 fade: false,
             });
         } else if !quiet {
-            eprintln!("fade bench: {tool} not installed, skipped");
+            diag!("fade bench: {tool} not installed, skipped");
         }
     }
     // zpaq has no stdin/stdout mode: a shell wrapper archives a copy in a
@@ -237,7 +238,7 @@ fn codecs(
             fade: false,
         });
     } else if !quiet {
-        eprintln!("fade bench: zpaq not installed, skipped");
+        diag!("fade bench: zpaq not installed, skipped");
     }
     Ok(list)
 }
@@ -325,9 +326,13 @@ pub fn run(
                 peak_gpu_mb: max_opt(cg, dg),
             };
             if !quiet {
-                eprintln!(
+                diag!(
                     "{} {}: {} -> {} ({:.3})",
-                    row.file, row.codec, n, size, row.ratio
+                    row.file,
+                    row.codec,
+                    n,
+                    size,
+                    row.ratio
                 );
             }
             rows.push(row);
@@ -359,29 +364,34 @@ pub fn run(
             peak_gpu_mb: rs.iter().map(|r| r.peak_gpu_mb).fold(None, max_opt),
         });
     }
+    let mut out = std::io::stdout().lock();
     if json {
-        println!(
+        writeln!(
+            out,
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "rows": rows, "totals": totals }))?
-        );
+        )?;
         return Ok(());
     }
     let gpu_col = rows.iter().any(|r| r.peak_gpu_mb.is_some());
-    println!(
+    writeln!(
+        out,
         "| file | codec | bytes | compressed | ratio | compress KB/s | decompress KB/s | peak RSS MB |{}",
         if gpu_col { " peak GPU MiB |" } else { "" }
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "|---|---|---:|---:|---:|---:|---:|---:|{}",
         if gpu_col { "---:|" } else { "" }
-    );
+    )?;
     for r in rows.iter().chain(totals.iter()) {
         let gpu = match (gpu_col, r.peak_gpu_mb) {
             (false, _) => String::new(),
             (true, Some(m)) => format!(" {m:.0} |"),
             (true, None) => " |".into(),
         };
-        println!(
+        writeln!(
+            out,
             "| {} | {} | {} | {} | {:.3} | {:.1} | {:.1} | {:.1} |{}",
             r.file,
             r.codec,
@@ -392,7 +402,7 @@ pub fn run(
             r.decompress_kbps,
             r.peak_rss_mb,
             gpu
-        );
+        )?;
     }
     Ok(())
 }

@@ -75,8 +75,14 @@ pub fn run() -> Result<()> {
     let args = args::normalize(std::env::args_os(), Preset::builtin_names().len());
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        // --help and --version print on stdout and exit 0.
-        Err(e) if !e.use_stderr() => e.exit(),
+        // --help and --version print on stdout and exit 0, or 1 when that
+        // output cannot be written (`fade --help > /dev/full`).
+        Err(e) if !e.use_stderr() => {
+            e.print()
+                .and_then(|_| std::io::stdout().flush())
+                .context("cannot write to standard output")?;
+            std::process::exit(0);
+        }
         // Usage errors are one line with a hint, exit 1, like every other error.
         Err(e) => return Err(anyhow!(args::usage_error(&e))),
     };
@@ -188,7 +194,7 @@ fn walk(dir: &Path, wanted: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> R
         let p = e.path();
         if kind.is_dir() {
             walk(&p, wanted, out)?;
-        } else if kind.is_file() && wanted(&p) {
+        } else if kind.is_file() && wanted(&p) && !output::is_temporary(&e.file_name()) {
             out.push(p);
         }
     }
@@ -204,7 +210,7 @@ fn each(ends: &[End], mut f: impl FnMut(&End) -> Result<()>) -> Result<()> {
             if !many {
                 return Err(err);
             }
-            eprintln!("fade: {err:#}");
+            diag!("fade: {err:#}");
             failed = Some(err);
         }
     }
@@ -380,8 +386,11 @@ enum Source {
 impl Source {
     /// Opens `input`. Anything but a directory can be read; a non-regular file
     /// only when the output is not derived from its name (`-c` or a named
-    /// output), as with gzip, and never with --rm.
-    fn open(input: &End, in_place: bool, rm: bool) -> Result<Self> {
+    /// output), as with gzip, and never with --rm. With --rm, a file with
+    /// other hard links is refused unless `force` (as gzip does: removing one
+    /// name of it keeps nothing safe). A file of /proc or /sys is read as a
+    /// stream: its size says nothing of what it yields.
+    fn open(input: &End, in_place: bool, rm: bool, force: bool) -> Result<Self> {
         let p = match input {
             End::Std if stdio::was_closed(0) => bail!("cannot read standard input: it is closed"),
             End::Std => return Ok(Source::Stdin),
@@ -401,10 +410,29 @@ impl Source {
                 p.display()
             );
         }
+        if rm && !force {
+            use std::os::unix::fs::MetadataExt;
+            if m.nlink() > 1 {
+                bail!(
+                    "{}: has {} other hard link(s); not compressed with --rm (use -f to remove this name anyway)",
+                    p.display(),
+                    m.nlink() - 1
+                );
+            }
+        }
         let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
         let m = f
             .metadata()
             .with_context(|| format!("cannot open {}", p.display()))?;
+        if m.is_file() && on_pseudo_fs(&f) {
+            if rm {
+                bail!(
+                    "{}: a file of /proc or /sys is never removed (--rm)",
+                    p.display()
+                );
+            }
+            return Ok(Source::Stream(f));
+        }
         Ok(if m.is_file() {
             Source::Regular(f, m)
         } else {
@@ -465,6 +493,20 @@ impl Source {
         }
         Ok(())
     }
+}
+
+/// Whether `f` lies on procfs or sysfs, whose files report a size (0, or a
+/// page) unrelated to what they yield.
+fn on_pseudo_fs(f: &File) -> bool {
+    use std::os::unix::io::AsRawFd;
+    const PROC: i64 = 0x9fa0;
+    const SYSFS: i64 = 0x6265_6572;
+    // SAFETY: fstatfs fills the struct it is given for a descriptor we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(st.f_type as i64, PROC | SYSFS)
 }
 
 /// The work itself: every input into `output` (several inputs: one after
@@ -532,7 +574,9 @@ fn code(
         },
         c,
     };
-    let mut sources = inputs.iter().map(|i| Source::open(i, in_place, rm));
+    let mut sources = inputs
+        .iter()
+        .map(|i| Source::open(i, in_place, rm, c.force));
     let Some(first) = sources.next() else {
         return Ok(()); // -r on directories without a file to code
     };
@@ -546,6 +590,7 @@ fn code(
     let mut first = Some(first);
     let mut next_source = || first.take().map(Ok).or_else(|| sources.next()).transpose();
     let mut summaries = Vec::new();
+    let mut kept_nowhere = false;
     match output {
         End::Std => {
             let mut w = stdout_writer();
@@ -553,7 +598,7 @@ fn code(
                 let source = next_source()?.expect("one source per input");
                 let line = job.run(&source, input, &mut w, &dev)?;
                 if let Some(line) = line {
-                    eprintln!("{line}");
+                    diag!("{line}");
                 }
             }
             finish_stdout(w)?;
@@ -562,7 +607,7 @@ fn code(
             let single = inputs.len() == 1;
             let like = |s: &Source| s.meta().filter(|_| single).cloned();
             let mut like_first = None;
-            let mut out = None;
+            let mut out: Option<AtomicOutput> = None;
             for input in inputs {
                 let source = next_source()?.expect("one source per input");
                 if out.is_none() {
@@ -573,15 +618,18 @@ fn code(
                 summaries.extend(job.run(&source, input, w, &dev)?);
             }
             if let Some(out) = out {
-                out.commit(like_first.as_ref())?;
+                // Written through a device or FIFO, the output keeps nothing:
+                // the input stays, as with stdout.
+                kept_nowhere = out.is_through();
+                out.commit(like_first.as_ref(), mode == Mode::Decompress)?;
             }
         }
     }
     // Printed once the output is complete.
     for line in summaries {
-        eprintln!("{line}");
+        diag!("{line}");
     }
-    if rm {
+    if rm && !kept_nowhere {
         for input in inputs {
             if let End::File(p) = input {
                 std::fs::remove_file(p)
@@ -715,7 +763,7 @@ impl Job<'_> {
                     self.frame_threads,
                     &mut { progress },
                 )?;
-                spans.last().map_or(0, |s| s.offset + s.len)
+                spans.last().map_or(0, |s| s.offset + s.len + s.trailer)
             }
             Mode::Decompress => {
                 let mut r = ReadCounter {
@@ -800,7 +848,7 @@ impl<R: Read> Read for ReadCounter<R> {
 }
 
 fn open_compressed(e: &End) -> Result<Box<dyn Read>> {
-    let source = Source::open(e, false, false)?;
+    let source = Source::open(e, false, false, false)?;
     Ok(match source {
         Source::Regular(f, _) | Source::Stream(f) => {
             Box::new(std::io::BufReader::with_capacity(1 << 20, f))
@@ -824,7 +872,7 @@ fn test(e: &End, c: &Common) -> Result<()> {
         .with_context(|| e.name())?;
     pb.finish_and_clear();
     if c.verbose {
-        eprintln!(
+        diag!(
             "{}: OK ({} bytes, {} frame(s))",
             e.name(),
             content,
@@ -872,7 +920,7 @@ fn frame_summary(e: &End) -> Result<(fade::__internals::format::FrameHeader, usi
                 .iter()
                 .try_fold(0u64, |a, s| a.checked_add(s.content))
                 .context("content lengths add up beyond 2^64 bytes")?;
-            let packed = spans.last().map_or(0, |s| s.offset + s.len);
+            let packed = spans.last().map_or(0, |s| s.offset + s.len + s.trailer);
             return Ok((spans[0].header.clone(), spans.len(), content, packed));
         }
     }

@@ -14,16 +14,18 @@
 
 pub mod blocks;
 pub mod lanes;
+pub mod sequence;
 
 use crate::coder::Precision;
 use crate::error::{Error, Result};
 use crate::filter;
-use crate::format::{self, Block, BlockHead, DeviceClass, FrameHeader};
+use crate::format::{self, Block, BlockHead, DeviceClass, FrameHeader, Index, Item};
 use crate::predictor::Predictor;
 use crate::preset::Preset;
 use candle_core::Device;
 use crossbeam_channel::bounded;
 use lanes::Layout;
+use sequence::Sequence;
 use std::io::{Read, Seek, SeekFrom, Write};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -137,7 +139,8 @@ impl<W: Write> Compressor<W> {
     /// given, goes into the header, and [`Compressor::finish`] fails with
     /// [`Error::InputChanged`] if the segments do not add up to it. `first`
     /// is the first segment (or all there is): it decides whether the frame
-    /// uses the x86 filter.
+    /// uses the x86 filter. `member` is the frame's number in a sequence of
+    /// frames that an index closes ([`sequence`]), if it is one.
     pub fn new(
         preset: &Preset,
         device: &Device,
@@ -145,6 +148,7 @@ impl<W: Write> Compressor<W> {
         mut out: W,
         content_size: Option<u64>,
         first: &[u8],
+        member: Option<u64>,
     ) -> Result<Self> {
         // The filter is preprocessing for the hybrid presets; `paper` and
         // other pure networks stay the paper's model on the bytes as they are.
@@ -159,6 +163,7 @@ impl<W: Write> Compressor<W> {
             fingerprint: fingerprint(preset, device, format::VERSION)?,
             content_size,
             x86,
+            member,
         };
         let predictor = Predictor::new(preset, device, limits.threads)?;
         header.write(&mut out)?;
@@ -314,7 +319,7 @@ pub fn compress_reader_with<R: Read + Send, W: Write>(
             (preset.clone(), size)
         };
         limits.check(&preset)?;
-        let mut c = Compressor::new(&preset, device, limits, out, size, &first)?;
+        let mut c = Compressor::new(&preset, device, limits, out, size, &first, None)?;
         c.segment(&first, progress)?;
         for msg in rx.iter() {
             c.segment(&msg?, progress)?;
@@ -334,6 +339,20 @@ pub fn compress_slice<W: Write>(
     limits: &Limits,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
+    compress_member(data, out, preset, device, limits, None, progress)
+}
+
+/// [`compress_slice`] for a frame that is number `member` of a sequence
+/// closed by an index ([`sequence`]), or of its own if `None`.
+pub fn compress_member<W: Write>(
+    data: &[u8],
+    out: W,
+    preset: &Preset,
+    device: &Device,
+    limits: &Limits,
+    member: Option<u64>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<W> {
     let preset = if data.len() < preset.segment as usize {
         preset.fitted(data.len())
     } else {
@@ -341,7 +360,7 @@ pub fn compress_slice<W: Write>(
     };
     let first = &data[..data.len().min(preset.segment as usize)];
     let size = Some(data.len() as u64);
-    let mut c = Compressor::new(&preset, device, limits, out, size, first)?;
+    let mut c = Compressor::new(&preset, device, limits, out, size, first, member)?;
     for chunk in data.chunks(preset.segment as usize) {
         c.segment(chunk, progress)?;
     }
@@ -395,6 +414,11 @@ pub struct StreamDecoder {
     limits: Limits,
     frame: Option<FrameDecoder>,
     summary: Summary,
+    /// The sequence of member frames being read, if any.
+    sequence: Sequence,
+    /// Bytes of input consumed, and where the current frame started.
+    pos: u64,
+    frame_start: u64,
 }
 
 impl StreamDecoder {
@@ -405,6 +429,9 @@ impl StreamDecoder {
             limits,
             frame: None,
             summary: Summary::default(),
+            sequence: Sequence::default(),
+            pos: 0,
+            frame_start: 0,
         }
     }
 
@@ -415,27 +442,51 @@ impl StreamDecoder {
 
     /// The next segment of content (never empty), or `None` at the clean end
     /// of the input after the last frame. Every frame's length and checksum are
-    /// verified before its end is passed; bytes after the last frame that do
-    /// not start another are an error, and so is an input with no frame.
+    /// verified before its end is passed, and every sequence of member frames
+    /// against its index before the next frame or the end; bytes after the
+    /// last frame that do not start another are an error, and so is an input
+    /// with no frame.
     pub fn next_segment<R: Read>(
         &mut self,
         input: &mut R,
         progress: &mut dyn FnMut(u64),
     ) -> Result<Option<Vec<u8>>> {
+        let mut input = Counting {
+            inner: input,
+            n: &mut self.pos,
+        };
         loop {
             let frame = match &mut self.frame {
                 Some(f) => f,
-                None => match next_header(input, self.summary.frames)? {
-                    None => return Ok(None),
-                    Some(h) => self
-                        .frame
-                        .insert(FrameDecoder::new(h, &self.device, &self.limits)?),
-                },
+                None => {
+                    let start = *input.n;
+                    match next_item(&mut input, self.summary.frames)? {
+                        None => {
+                            self.sequence.end()?;
+                            return Ok(None);
+                        }
+                        Some(Item::Index(head)) => {
+                            let expected = self.sequence.expected()?;
+                            let idx = Index::read_rest(head, expected, &mut input)?;
+                            self.sequence.close(&idx, true)?;
+                            continue;
+                        }
+                        Some(Item::Frame(h)) => {
+                            self.sequence.frame(h.member)?;
+                            self.frame_start = start;
+                            self.frame
+                                .insert(FrameDecoder::new(h, &self.device, &self.limits)?)
+                        }
+                    }
+                }
             };
-            if let Some(data) = frame.next_segment(input, progress)? {
+            if let Some(data) = frame.next_segment(&mut input, progress)? {
+                self.sequence.content(&data);
                 return Ok(Some(data));
             }
             let done = self.frame.take().expect("a frame was being decoded");
+            self.sequence
+                .frame_done(done.total, *input.n - self.frame_start);
             let sum = &mut self.summary;
             sum.content = sum.content.checked_add(done.total).ok_or(TOTAL_OVERFLOW)?;
             sum.frames += 1;
@@ -454,20 +505,47 @@ impl StreamDecoder {
     }
 }
 
-/// Reads the next frame header; `None` at a clean end after at least one frame.
-/// Bytes after the last frame that do not start another one are an error.
-fn next_header<R: Read>(input: &mut R, frames_read: usize) -> Result<Option<FrameHeader>> {
+/// Reads what starts at the next frame boundary: a frame header or an index;
+/// `None` at a clean end after at least one frame. Bytes after the last frame
+/// that do not start another one are an error.
+fn next_item<R: Read>(input: &mut R, frames_read: usize) -> Result<Option<Item>> {
     let first = match format::read_byte_or_eof(input)? {
         None if frames_read > 0 => return Ok(None),
         None => return Err(Error::Truncated),
         Some(b) => b,
     };
-    match FrameHeader::read_after(first, input) {
+    match format::read_item(first, input) {
         Err(Error::NotFade) if frames_read > 0 => {
             Err(Error::Corrupt("trailing garbage after the last frame"))
         }
+        Ok(Item::Index(_)) if frames_read == 0 => Err(Error::Corrupt(format::INDEX_WITHOUT_FRAMES)),
         r => r.map(Some),
     }
+}
+
+/// Decodes one whole frame held in `bytes` into `out`, on its own: the
+/// frames of a sequence decoded in parallel, whose order and index the frame
+/// walk ([`frames`]) checked. Anything after the frame's end is an error.
+pub fn decompress_frame(
+    bytes: &[u8],
+    out: &mut Vec<u8>,
+    device: &Device,
+    limits: &Limits,
+    progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut input = bytes;
+    let header = match next_item(&mut input, 0)? {
+        Some(Item::Frame(h)) => h,
+        _ => return Err(Error::NotFade),
+    };
+    let mut frame = FrameDecoder::new(header, device, limits)?;
+    while let Some(data) = frame.next_segment(&mut input, progress)? {
+        out.extend_from_slice(&data);
+    }
+    if !input.is_empty() {
+        return Err(Error::Corrupt("trailing garbage after the last frame"));
+    }
+    Ok(())
 }
 
 /// Decodes the blocks of one frame, a segment at a time.
@@ -575,6 +653,11 @@ pub struct FrameSpan {
     pub header: FrameHeader,
     /// Bytes of content it decodes to (its end block's record).
     pub content: u64,
+    /// When the frame is the last of a sequence: the whole-content checksum
+    /// its index records (the index follows the frame).
+    pub closes: Option<u64>,
+    /// Bytes of the index after the frame (0 when none follows).
+    pub trailer: u64,
 }
 
 /// Finds every frame of a seekable input from headers and block framing,
@@ -641,7 +724,27 @@ fn walk<R: Read>(
 ) -> Result<Vec<FrameSpan>> {
     let mut spans: Vec<FrameSpan> = Vec::new();
     let mut offset = 0u64;
-    while let Some(header) = next_header(input, spans.len())? {
+    let mut seq = Sequence::default();
+    loop {
+        let header = match next_item(input, spans.len())? {
+            None => {
+                seq.end()?;
+                return Ok(spans);
+            }
+            Some(Item::Index(head)) => {
+                let idx = Index::read_rest(head, seq.expected()?, input)?;
+                let content = seq.close(&idx, false)?;
+                let last = spans
+                    .last_mut()
+                    .ok_or(Error::Internal("index before a frame"))?;
+                last.closes = Some(content);
+                last.trailer = idx.len;
+                offset += idx.len;
+                continue;
+            }
+            Some(Item::Frame(h)) => h,
+        };
+        seq.frame(header.member)?;
         let mut blocks = 0u64;
         let pos = loop {
             let head = format::read_block_head(input, &header)?;
@@ -661,15 +764,17 @@ fn walk<R: Read>(
                 }
             }
         };
+        seq.frame_done(blocks, pos - offset);
         spans.push(FrameSpan {
             offset,
             len: pos - offset,
             header,
             content: blocks,
+            closes: None,
+            trailer: 0,
         });
         offset = pos;
     }
-    Ok(spans)
 }
 
 #[cfg(test)]
