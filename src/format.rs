@@ -682,6 +682,7 @@ mod tests {
             fingerprint: 0x1234_5678_9abc_def0,
             content_size: Some(123_456),
             x86: false,
+            member: None,
         }
     }
 
@@ -817,7 +818,11 @@ mod tests {
         params.extend_from_slice(&[0; 8]);
         let frame = |params: &[u8]| {
             let mut v = MAGIC.to_vec();
-            v.extend_from_slice(&[VERSION, FLAG_BUILTIN, params.len() as u8]);
+            v.extend_from_slice(&[
+                VERSION,
+                FLAG_BUILTIN | FLAG_CONTENT_CHECK,
+                params.len() as u8,
+            ]);
             v.extend_from_slice(params);
             let c = xxh32(&v, 0);
             v.extend_from_slice(&c.to_le_bytes());
