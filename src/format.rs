@@ -22,7 +22,7 @@
 //!                                      tail[seg_len % lanes]  lane streams, concatenated (v2 only)
 //!         | kind u8 = 2 (stored)        seg_len varint  block_check u32  bytes[seg_len]
 //! end     = kind u8 = 0  total_len varint  content_check u64 (xxh3-64, if flagged)  end_check u32
-//! index   = magic[4] = 89 'F' 'D' 'X'   closes a sequence of member frames (see [`Index`])
+//! index   = magic[4] = 89 'F' 'D' 'X'   closes a sequence of member frames (see `Index`)
 //!           frames varint  (content_len varint  frame_len varint) * frames
 //!           content_check u64 (xxh3-64 of the sequence's content)  index_check u32
 //! ```
@@ -52,7 +52,7 @@ const FLAG_CONTENT_SIZE: u8 = 4;
 /// Flag bit 3: blocks carry the content through the x86 filter (`crate::filter`).
 const FLAG_X86: u8 = 8;
 /// Flag bit 4: `params` ends with the frame's number in a sequence of
-/// frames that an [`Index`] closes (what `fade -T` and `--block-size` write).
+/// frames that an index (`Index`) closes (what `fade -T` and `--block-size` write).
 const FLAG_MEMBER: u8 = 16;
 const KNOWN_FLAGS: u8 =
     FLAG_CONTENT_CHECK | FLAG_BUILTIN | FLAG_CONTENT_SIZE | FLAG_X86 | FLAG_MEMBER;
@@ -108,7 +108,7 @@ pub struct FrameHeader {
     /// (`crate::filter`), which the decoder undoes.
     pub x86: bool,
     /// The frame's number in its sequence (0 for the first), when it is one
-    /// of several frames closed by an [`Index`]; `None` for a frame of its own.
+    /// of several frames closed by an index (`Index`); `None` for a frame of its own.
     pub member: Option<u64>,
 }
 

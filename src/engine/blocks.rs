@@ -3,7 +3,7 @@
 //! The input is cut into blocks of a fixed size; each block is coded as its
 //! own frame with its own model, on one of `threads` workers, and the frames
 //! are written in input order. When there are several, each carries its
-//! number and an index closes them ([`super::sequence`]), so a file cut at a
+//! number and an index closes them (`engine::sequence`), so a file cut at a
 //! frame boundary or with frames dropped, repeated or swapped is refused; an
 //! input of one block is one plain frame. The output depends on the block
 //! size only, never on the number of threads. Each block restarts the model, which costs ratio (see README,
@@ -311,7 +311,7 @@ pub fn frame_workers(spans: &[FrameSpan], limits: &Limits, threads: usize) -> us
 
 /// Decodes the frames `spans` of a file on [`frame_workers`] threads,
 /// writing their content in order; `fetch(offset, len)` reads a frame's
-/// bytes. Every check of [`decompress_with`] applies to each frame.
+/// bytes. Every check of `decompress_frame` applies to each frame.
 pub fn decompress_frames<W: Write>(
     spans: &[FrameSpan],
     fetch: &(dyn Fn(u64, usize) -> std::io::Result<Vec<u8>> + Sync),

@@ -140,7 +140,7 @@ impl<W: Write> Compressor<W> {
     /// [`Error::InputChanged`] if the segments do not add up to it. `first`
     /// is the first segment (or all there is): it decides whether the frame
     /// uses the x86 filter. `member` is the frame's number in a sequence of
-    /// frames that an index closes ([`sequence`]), if it is one.
+    /// frames that an index closes (`engine::sequence`), if it is one.
     pub fn new(
         preset: &Preset,
         device: &Device,
@@ -343,7 +343,7 @@ pub fn compress_slice<W: Write>(
 }
 
 /// [`compress_slice`] for a frame that is number `member` of a sequence
-/// closed by an index ([`sequence`]), or of its own if `None`.
+/// closed by an index (`engine::sequence`), or of its own if `None`.
 pub fn compress_member<W: Write>(
     data: &[u8],
     out: W,
