@@ -233,17 +233,22 @@ fn a_multi_frame_file_cut_or_reordered_is_refused() {
     let data = lines(25_000);
     std::fs::write(&f, &data).unwrap();
     let t = tiny();
-    let packed = ok(fade(&[
-        "-q",
-        "-c",
-        "-p",
-        &t,
-        "-T2",
-        "--block-size",
-        "8k",
-        f.to_str().unwrap(),
-    ]));
-    let spans = fade::__internals::engine::frames(&mut std::io::Cursor::new(&packed)).unwrap();
+    // A file coded in 8 KB blocks, and where its frames lie.
+    let sequence = |p: &std::path::Path| {
+        let packed = ok(fade(&[
+            "-q",
+            "-c",
+            "-p",
+            &t,
+            "-T2",
+            "--block-size",
+            "8k",
+            p.to_str().unwrap(),
+        ]));
+        let spans = fade::__internals::engine::frames(&mut std::io::Cursor::new(&packed)).unwrap();
+        (packed, spans)
+    };
+    let (packed, spans) = sequence(&f);
     assert_eq!(spans.len(), 4);
     let frame = |i: usize| {
         let s = &spans[i];
@@ -330,17 +335,7 @@ fn a_multi_frame_file_cut_or_reordered_is_refused() {
         .collect::<Vec<u8>>();
     let of = dir.path().join("other");
     std::fs::write(&of, &other).unwrap();
-    let packed2 = ok(fade(&[
-        "-q",
-        "-c",
-        "-p",
-        &t,
-        "-T2",
-        "--block-size",
-        "8k",
-        of.to_str().unwrap(),
-    ]));
-    let spans2 = fade::__internals::engine::frames(&mut std::io::Cursor::new(&packed2)).unwrap();
+    let (packed2, spans2) = sequence(&of);
     if spans2[1].len == spans[1].len {
         let s = &spans2[1];
         let g1 = packed2[s.offset as usize..(s.offset + s.len) as usize].to_vec();
