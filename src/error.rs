@@ -23,6 +23,12 @@ pub enum Error {
     /// checksum, a range decoder that left its interval).
     #[error("corrupt data ({0})")]
     Corrupt(&'static str),
+    /// A frame header, its checksum intact, asks for a model this build does
+    /// not support: a size outside the range of its field (listed in
+    /// docs/FORMAT.md), or a built-in preset with larger tables than its own.
+    /// Refused before anything is built; the message names the field.
+    #[error("unsupported model settings ({0})")]
+    Unsupported(String),
     /// Everything decoded, but the content checksum differs.
     #[error("checksum mismatch")]
     ChecksumMismatch,
@@ -113,6 +119,7 @@ impl Error {
             | Error::UnsupportedVersion(_)
             | Error::Corrupt(_)
             | Error::ChecksumMismatch => K::InvalidData,
+            Error::Unsupported(_) => K::Unsupported,
             Error::Truncated => K::UnexpectedEof,
             Error::InputChanged => K::InvalidInput,
             Error::Preset(_) => K::InvalidInput,

@@ -243,8 +243,8 @@ impl FrameHeader {
             let bits = take(&mut p, 2)?;
             let (stats_bits, match_bits) = (bits[0] as u32, bits[1] as u32);
             let values = u32::from_le_bytes(take(&mut p, 4)?.try_into().unwrap());
-            let lanes =
-                u32::try_from(lanes).map_err(|_| Error::Corrupt("invalid model parameters"))?;
+            let lanes = u32::try_from(lanes)
+                .map_err(|_| Error::Unsupported(format!("lanes = {lanes} is above 2^32")))?;
             let preset = Preset::from_builtin(id, lanes, stats_bits, match_bits)?;
             if xxh32(&preset.encoded(), 0) != values {
                 return Err(Error::Preset(format!(

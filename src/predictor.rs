@@ -323,8 +323,7 @@ impl Predictor {
     /// differently is refused before any work with "device mismatch", never
     /// mid-file with "corrupt data".
     pub fn fingerprint(p: &Preset, dev: &Device, prec: Precision) -> Result<u64> {
-        let mut canary = p.fitted(0);
-        canary.lanes = p.lanes.min(3);
+        let canary = p.canary();
         let mut pred = Predictor::new(&canary, dev, 1)?.with_precision(prec);
         let (b, t) = (canary.lanes as usize, canary.context as usize);
         pred.begin_segment(&Layout::new(b * 3, b, t))?;

@@ -157,11 +157,33 @@ const SSE_COUNTS_BIT: u32 = 1 << 17;
 /// Fewest lanes [`Preset::fitted`] goes down to.
 const MIN_FITTED_LANES: u32 = 16;
 
-/// Largest values a frame may ask for: they bound the memory a hostile or corrupt
-/// header can make the decoder allocate.
-const MAX_LANES: u32 = 1 << 16;
-const MAX_DIM: u32 = 1 << 16;
+/// The range of every size this build supports, for a preset file and for a
+/// frame header alike. They are about four times the largest built-in value,
+/// and they bound what a hostile or corrupt header can make the decoder build
+/// or run: a header outside them is refused before anything is allocated, with
+/// the field named. docs/FORMAT.md lists them.
+pub const RANGES: &[(&str, u32, u32)] = &[
+    ("lanes", 1, 1 << 16),
+    ("context", 1, 64),
+    ("embed", 1, 128),
+    ("cache", 1, 1 << 14),
+    ("cache_step", 1, 1 << 10),
+    ("refiner_branches", 1, 64),
+    ("refiner_rank", 1, 256),
+    ("ffn", 1, 1 << 15),
+];
+/// Most features F = context * embed.
+const MAX_FEATURES: usize = 2048;
+/// Most trainable values of any model (the per-lane refiner matrices
+/// included, so this also bounds the lanes of a large model).
 const MAX_PARAMS: u64 = 1 << 28;
+/// Most trainable values of a custom preset's model on the few lanes of the
+/// arithmetic canary (`Predictor::fingerprint`). A header names a built-in
+/// preset by identifier, and its fingerprint is checked against the one
+/// this build knows before any canary runs; a custom preset's can only be
+/// checked by running the canary, which this bound keeps under 0.1 s and
+/// 100 MB. About twice strong's canary (1.09 million).
+pub const MAX_CUSTOM_PARAMS: u64 = 1 << 21;
 
 impl Preset {
     /// Names of the presets compiled into the binary.
@@ -188,8 +210,11 @@ impl Preset {
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Error::Preset(format!("cannot read {}: {e}", path.display())))?;
-            return Self::parse(&text)
-                .map_err(|e| Error::Preset(format!("{}: {}", path.display(), preset_message(e))));
+            let p = Self::parse(&text)
+                .map_err(|e| Error::Preset(format!("{}: {}", path.display(), preset_message(e))))?;
+            p.check_custom()
+                .map_err(|m| Error::Preset(format!("{}: {m}", path.display())))?;
+            return Ok(p);
         }
         Err(Error::Preset(format!(
             "unknown preset '{name_or_path}' (built in: {})",
@@ -209,7 +234,7 @@ impl Preset {
                 None => msg,
             })
         })?;
-        p.validate().map_err(|m| Error::Preset(m.to_string()))?;
+        p.validate().map_err(Error::Preset)?;
         Ok(p)
     }
 
@@ -358,9 +383,11 @@ impl Preset {
     /// Computed from the header alone, before anything is allocated, so a
     /// decoder can refuse a frame it could not afford.
     ///
-    /// Checked against measured peak resident memory (see the README): fast
-    /// 61 MB measured on 1 MiB, default 101 MB, strong 167 MB, paper 978 MB; this
-    /// estimate is above each of them and below twice each.
+    /// An upper bound on the whole process's peak resident memory, canary
+    /// included: `tests/reliability.rs` (`memory_estimate_bounds_the_measured_peak`)
+    /// measures the peak of compressing and decompressing with every built-in
+    /// preset on all its lanes and with custom presets at the limit of each
+    /// field, and checks each against this estimate.
     pub fn memory_needed(&self) -> u64 {
         const F32: f64 = 4.0;
         const PROGRAM: f64 = (64 << 20) as f64;
@@ -398,8 +425,9 @@ impl Preset {
         (PROGRAM + params + activations + buffers + side) as u64
     }
 
-    fn validate(&self) -> std::result::Result<(), &'static str> {
-        let dims = [
+    /// The value of each field of [`RANGES`], in its order.
+    fn sizes(&self) -> [u32; 8] {
+        [
             self.lanes,
             self.context,
             self.embed,
@@ -408,61 +436,103 @@ impl Preset {
             self.refiner_branches,
             self.refiner_rank,
             self.ffn,
-        ];
-        if dims.contains(&0) {
-            return Err("every size must be positive");
+        ]
+    }
+
+    /// Checks every field against the range this build supports; the error
+    /// names the first field out of range, its value and the range.
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
+        for (&(field, lo, hi), v) in RANGES.iter().zip(self.sizes()) {
+            if !(lo..=hi).contains(&v) {
+                return Err(format!("{field} = {v} is outside {lo} to {hi}"));
+            }
         }
-        if self.lanes > MAX_LANES || dims.iter().any(|&d| d > MAX_DIM) || self.context > 1024 {
-            return Err("a size is larger than this build allows");
+        if self.features() > MAX_FEATURES {
+            return Err(format!(
+                "context * embed = {} is above {MAX_FEATURES}",
+                self.features()
+            ));
         }
-        if self.param_count() > MAX_PARAMS || self.features() > MAX_DIM as usize {
-            return Err("the model would be larger than this build allows");
+        if self.param_count() > MAX_PARAMS {
+            return Err(format!(
+                "the model has {} parameters, above {MAX_PARAMS}",
+                self.param_count()
+            ));
         }
         if !self.cache.is_multiple_of(self.cache_step) {
-            return Err("cache must be a multiple of cache_step");
+            return Err("cache must be a multiple of cache_step".into());
         }
         if !self
             .features()
             .is_multiple_of(self.refiner_branches as usize)
         {
-            return Err("context * embed must be a multiple of refiner_branches");
+            return Err("context * embed must be a multiple of refiner_branches".into());
         }
         if self.segment < self.lanes || self.segment > 1 << 30 {
-            return Err("segment must be between lanes and 1 GiB");
+            return Err(format!(
+                "segment = {} is outside lanes ({}) to 1 GiB",
+                self.segment, self.lanes
+            ));
         }
         if self.name.len() > 32 || self.name.is_empty() {
-            return Err("name must be 1 to 32 bytes");
+            return Err("name must be 1 to 32 bytes".into());
         }
         if self.orders.len() > 8
             || self.orders.iter().any(|&k| !(1..=8).contains(&k))
             || self.orders.windows(2).any(|w| w[0] >= w[1])
         {
-            return Err("orders must be increasing, from 1 to 8");
+            return Err("orders must be increasing, from 1 to 8".into());
         }
         let known = |n: &String| crate::side::Context::EXTRA.iter().any(|e| e.1 == n);
         if !self.contexts.iter().all(known) {
-            return Err("contexts may be word, pair and sparse");
+            return Err("contexts may be word, pair and sparse".into());
         }
         let counting = !self.orders.is_empty() || !self.contexts.is_empty();
         if counting && !(8..=26).contains(&self.stats_bits) {
-            return Err("stats_bits must be 8 to 26");
+            return Err(format!(
+                "stats_bits = {} is outside 8 to 26",
+                self.stats_bits
+            ));
         }
         if self.sse_counts && !(self.sse && counting) {
-            return Err("sse_counts needs sse and context statistics");
+            return Err("sse_counts needs sse and context statistics".into());
         }
         let matching = self.match_short > 0 || self.match_long > 0;
         if self.match_short > 64 || self.match_long > 64 {
-            return Err("match lengths must be at most 64");
+            return Err("match lengths must be at most 64".into());
         }
         if matching && !(8..=26).contains(&self.match_bits) {
-            return Err("match_bits must be 8 to 26");
+            return Err(format!(
+                "match_bits = {} is outside 8 to 26",
+                self.match_bits
+            ));
         }
         let hyper = [self.lr, self.weight_decay, self.beta1, self.beta2, self.eps];
         if hyper.iter().any(|h| !h.is_finite() || *h < 0.0)
             || self.beta1 >= 1.0
             || self.beta2 >= 1.0
         {
-            return Err("optimizer settings must be finite, non-negative, betas below 1");
+            return Err("optimizer settings must be finite, non-negative, betas below 1".into());
+        }
+        Ok(())
+    }
+
+    /// The preset the arithmetic canary runs (`Predictor::fingerprint`): this
+    /// one on at most three lanes, its tables at their smallest.
+    pub(crate) fn canary(&self) -> Preset {
+        let mut canary = self.fitted(0);
+        canary.lanes = self.lanes.min(3);
+        canary
+    }
+
+    /// Refuses a custom (not built-in) preset whose canary would be larger
+    /// than [`MAX_CUSTOM_PARAMS`]: fade neither writes nor reads such a file.
+    pub(crate) fn check_custom(&self) -> std::result::Result<(), String> {
+        let n = self.canary().param_count();
+        if self.builtin_id().is_none() && n > MAX_CUSTOM_PARAMS {
+            return Err(format!(
+                "a custom model of {n} parameters (on the canary's lanes) is above this build's {MAX_CUSTOM_PARAMS}"
+            ));
         }
         Ok(())
     }
@@ -528,18 +598,45 @@ impl Preset {
                 return None;
             }
             let base = Self::parse(text).ok()?;
+            // Tables only ever shrink from the built-in's (`fitted`); a
+            // reader refuses larger ones in this form (see `from_builtin`).
+            if self.stats_bits > base.stats_bits || self.match_bits > base.match_bits {
+                return None;
+            }
             let rebuilt = base.adjusted(self.lanes, self.stats_bits, self.match_bits);
             (rebuilt.encoded() == mine).then_some(id)
         })
+    }
+
+    /// The identifiers of every built-in preset, retired ones included.
+    #[cfg(test)]
+    pub(crate) fn builtin_ids() -> impl Iterator<Item = u8> {
+        BUILTIN.iter().map(|b| b.0)
+    }
+
+    /// The built-in preset `id` as it is written in `models/`.
+    pub(crate) fn builtin(id: u8) -> Option<Preset> {
+        Self::parse(builtin_text(id)?).ok()
     }
 
     /// The built-in preset `id` (see [`Preset::builtin_id`]) with the lanes and
     /// table sizes a frame header gives, validated.
     pub fn from_builtin(id: u8, lanes: u32, stats_bits: u32, match_bits: u32) -> Result<Self> {
         let text = builtin_text(id).ok_or(Error::Corrupt("unknown built-in preset"))?;
-        let p = Self::parse(text)?.adjusted(lanes, stats_bits, match_bits);
-        p.validate()
-            .map_err(|_| Error::Corrupt("invalid model parameters"))?;
+        let base = Self::parse(text)?;
+        for (field, v, own) in [
+            ("stats_bits", stats_bits, base.stats_bits),
+            ("match_bits", match_bits, base.match_bits),
+        ] {
+            if v > own {
+                return Err(Error::Unsupported(format!(
+                    "{field} = {v} is above built-in preset {}'s {own}",
+                    base.name
+                )));
+            }
+        }
+        let p = base.adjusted(lanes, stats_bits, match_bits);
+        p.validate().map_err(Error::Unsupported)?;
         Ok(p)
     }
 
@@ -617,7 +714,7 @@ impl Preset {
         };
         let mask = u32_(input)?;
         if mask & !(SSE_BIT | SSE_COUNTS_BIT | 0x7FF) != 0 {
-            return Err(Error::Corrupt("invalid model parameters"));
+            return Err(Error::Unsupported(format!("context mask {mask:#x}")));
         }
         let p = Preset {
             orders: (1..=8).filter(|k| mask & (1 << (k - 1)) != 0).collect(),
@@ -634,8 +731,8 @@ impl Preset {
             sse_counts: mask & SSE_COUNTS_BIT != 0,
             ..p
         };
-        p.validate()
-            .map_err(|_| Error::Corrupt("invalid model parameters"))?;
+        p.validate().map_err(Error::Unsupported)?;
+        p.check_custom().map_err(Error::Unsupported)?;
         Ok(p)
     }
 }
@@ -815,6 +912,77 @@ mod tests {
             assert_eq!((p.builtin_id(), p.name.as_str()), (Some(id), *name));
             assert!(names.iter().filter(|n| *n == name).count() == 1);
         }
+    }
+
+    /// Every field outside its range is refused with its name, its value and
+    /// the range, in a preset file and in a header alike; a built-in preset
+    /// with larger tables than its own is refused in its short form (fade
+    /// writes such a preset in full), and custom models stop at the
+    /// canary's bound.
+    #[test]
+    fn out_of_range_fields_are_named() {
+        let d = Preset::load("default").unwrap();
+        for &(field, lo, hi) in RANGES {
+            for v in [lo - 1, hi + 1] {
+                let mut p = d.clone();
+                match field {
+                    "lanes" => p.lanes = v,
+                    "context" => p.context = v,
+                    "embed" => p.embed = v,
+                    "cache" => p.cache = v,
+                    "cache_step" => p.cache_step = v,
+                    "refiner_branches" => p.refiner_branches = v,
+                    "refiner_rank" => p.refiner_rank = v,
+                    "ffn" => p.ffn = v,
+                    _ => unreachable!("{field}"),
+                }
+                let want = format!("{field} = {v} is outside {lo} to {hi}");
+                assert_eq!(p.validate().unwrap_err(), want);
+                let mut header = &p.encoded()[..];
+                let e = Preset::read_from(&mut header).unwrap_err().to_string();
+                assert_eq!(e, format!("unsupported model settings ({want})"));
+            }
+        }
+        let e = Preset::from_builtin(7, 256, 26, 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("stats_bits = 26 is above built-in preset default's 22"),
+            "{e}"
+        );
+        let e = Preset::from_builtin(7, 256, 22, 21)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("match_bits = 21"), "{e}");
+        assert!(Preset::from_builtin(7, 256, 12, 12).is_ok());
+        let bigger = Preset {
+            stats_bits: 24,
+            ..d.clone()
+        };
+        assert_eq!(bigger.builtin_id(), None);
+        assert_eq!(d.fitted(1000).builtin_id(), Some(7));
+        let wide = Preset {
+            name: "wide".into(),
+            ffn: 8192,
+            ..d.clone()
+        };
+        assert!(wide.validate().is_ok());
+        let e = wide.check_custom().unwrap_err();
+        assert!(
+            e.contains("custom model of") && e.contains("2097152"),
+            "{e}"
+        );
+        let e = Preset::read_from(&mut &wide.encoded()[..])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("unsupported model settings (a custom model"),
+            "{e}"
+        );
+        // The built-in presets themselves are not custom, however large.
+        assert!(Preset::load("paper").unwrap().check_custom().is_ok());
+        // strong's model would be a valid custom one.
+        assert!(Preset::load("strong").unwrap().canary().param_count() < MAX_CUSTOM_PARAMS);
     }
 
     #[test]

@@ -169,7 +169,7 @@ fn memory_bomb_header_is_refused_before_allocating() {
         cache_step: 1,
         refiner_branches: 1,
         refiner_rank: 1,
-        ffn: 65536,
+        ffn: 32768,
         segment: 65536,
         ..tiny_preset()
     };
@@ -780,4 +780,292 @@ fn hard_links_pseudo_files_block_sizes_and_leftovers() {
         &fade(&["-c", "-p", "/nonexistent/p.toml", s(&link)]),
         "cannot read /nonexistent/p.toml",
     );
+}
+
+/// Runs fade with `args`, its standard output into `stdout` (a file, or
+/// nothing), and gives its output and its peak resident memory in bytes
+/// (the child's own `ru_maxrss`, from `wait4`).
+fn run_peak(args: &[&str], stdout: Option<&Path>) -> (std::process::Output, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let out = match stdout {
+        Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+        None => Stdio::null(),
+    };
+    let mut child = bin()
+        .args(args)
+        .stdout(out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = Vec::new();
+    child.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain system call on our own child; `rusage` is plain data.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut ru) }, pid);
+    let output = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: Vec::new(),
+        stderr: err,
+    };
+    (output, ru.ru_maxrss as u64 * 1024)
+}
+
+/// Real text: the first `n` bytes of this crate's sources.
+fn sources(n: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for dir in [
+        "src",
+        "src/engine",
+        "src/side",
+        "src/model/host",
+        "src/model/ops",
+    ] {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                .collect();
+        files.sort();
+        for f in files {
+            v.extend(std::fs::read(f).unwrap());
+        }
+    }
+    assert!(v.len() >= n, "{} bytes of sources", v.len());
+    v.truncate(n);
+    v
+}
+
+/// Issue 25, item 4: the memory estimate a frame is admitted by is an upper
+/// bound on the peak resident memory of the whole process (canary, model,
+/// tables, buffers, the program itself), compressing and decompressing:
+/// every built-in preset on all its lanes, and custom presets at the limit
+/// of each field that shapes the model or its tables.
+#[test]
+fn memory_estimate_bounds_the_measured_peak() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every run may use 8 GiB: the test is of the estimate, not the limit.
+    let check = |p: &fade::Preset, args: &[&str], n: usize, what: &str| {
+        let f = dir.path().join("in");
+        std::fs::write(&f, sources(n)).unwrap();
+        let z = dir.path().join("in.fade");
+        let est = p.fitted(n).memory_needed();
+        let mut c = args.to_vec();
+        c.extend(["-q", "-T2", "--memory-limit", "8GiB", "-c", s(&f)]);
+        let (out, peak) = run_peak(&c, Some(&z));
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            peak <= est,
+            "{what}: compression peaked at {peak} > estimate {est}"
+        );
+        let back = dir.path().join("back");
+        let (out, peak) = run_peak(
+            &["-q", "-T2", "--memory-limit", "8GiB", "-dc", s(&z)],
+            Some(&back),
+        );
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            peak <= est,
+            "{what}: decompression peaked at {peak} > estimate {est}"
+        );
+        assert_eq!(std::fs::read(&back).unwrap(), sources(n), "{what}");
+        eprintln!("{what}: peak {peak}, estimate {est}");
+    };
+    for name in ["fast", "medium", "default", "strong", "paper"] {
+        let p = fade::Preset::load(name).unwrap();
+        let lanes = p.lanes.to_string();
+        // Every lane gets a few bytes: the model's activations at full width.
+        let n = p.lanes as usize * p.context as usize;
+        check(
+            &p.with_lanes(p.lanes).unwrap(),
+            &["-p", name, "--lanes", &lanes],
+            n,
+            name,
+        );
+    }
+    let base =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.toml"))
+            .unwrap();
+    let set = |text: &str, field: &str, value: &str| -> String {
+        let mut out = String::new();
+        let mut found = false;
+        for line in text.lines() {
+            if line.split(" = ").next() == Some(field) {
+                out += &format!("{field} = {value}\n");
+                found = true;
+            } else {
+                out += &format!("{line}\n");
+            }
+        }
+        assert!(found, "{field}");
+        out
+    };
+    let custom = |edits: &[(&str, &str)]| {
+        let mut t = set(&base, "name", "\"edge\"");
+        for (k, v) in edits {
+            t = set(&t, k, v);
+        }
+        t
+    };
+    // Each field at the limit this build supports, the others at the
+    // default's values (or as far as the custom-model bound lets them).
+    let edges: [&[(&str, &str)]; 9] = [
+        &[("lanes", "4096"), ("segment", "16777216")],
+        &[("context", "64"), ("embed", "2")],
+        &[
+            ("embed", "128"),
+            ("context", "1"),
+            ("refiner_branches", "2"),
+        ],
+        &[("cache", "16384"), ("cache_step", "1024")],
+        &[("refiner_branches", "64")],
+        &[("refiner_rank", "256"), ("lanes", "16")],
+        &[("ffn", "3840")],
+        &[("stats_bits", "26"), ("match_bits", "26")],
+        &[("segment", "1073741824")],
+    ];
+    for edits in edges {
+        let toml = custom(edits);
+        let f = dir.path().join("edge.toml");
+        std::fs::write(&f, &toml).unwrap();
+        let p = fade::Preset::parse(&toml).unwrap();
+        let lanes = p.lanes.to_string();
+        let n = (p.lanes as usize * p.context as usize).max(4096);
+        check(
+            &p.with_lanes(p.lanes).unwrap(),
+            &["-p", s(&f), "--lanes", &lanes],
+            n,
+            &format!("{edits:?}"),
+        );
+    }
+}
+
+/// Issue 25, item 5: a hostile header is refused in bounded memory (under
+/// 100 MB), before any model is built, with the field named: sizes beyond
+/// this build's ranges, a custom model beyond the canary's bound, a built-in
+/// preset with a fingerprint this build knows is not a CPU's, a custom one
+/// whose canary disagrees, and a valid header over damaged blocks.
+#[test]
+fn hostile_headers_are_refused_cheaply_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let default = fade::Preset::load("default").unwrap();
+    // A valid frame's header (written by the binary, so this process stays
+    // small: a child's peak counts the memory of the process it was started
+    // from), then damage where its first block should be.
+    let damaged = |preset: &str| {
+        let f = dir.path().join("plain");
+        std::fs::write(&f, sources(3000)).unwrap();
+        let file = ok(fade(&["-c", "-p", preset, s(&f)]));
+        let mut rest = &file[1..];
+        fade::__internals::format::FrameHeader::read_after(file[0], &mut rest).unwrap();
+        let mut h = file[..file.len() - rest.len()].to_vec();
+        h.extend_from_slice(&[0x55; 64]);
+        h
+    };
+    let big_tables = dir.path().join("big-tables.toml");
+    std::fs::write(
+        &big_tables,
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/default.toml"))
+            .unwrap()
+            .replace("name = \"default\"", "name = \"big\"")
+            .replace("stats_bits = 22", "stats_bits = 26")
+            .replace("match_bits = 20", "match_bits = 26"),
+    )
+    .unwrap();
+    let with_block = |mut h: Vec<u8>| {
+        fade::__internals::format::write_stored_block(&mut h, &sources(8192)).unwrap();
+        h.extend_from_slice(&[0u8; 32]);
+        h
+    };
+    let custom = |p: fade::Preset| fade::Preset {
+        name: "hostile".into(),
+        ..p
+    };
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            with_block(header_for(&fade::Preset {
+                embed: 1400,
+                ..default.clone()
+            })),
+            "embed = 1400 is outside 1 to 128",
+        ),
+        (
+            with_block(header_for(&fade::Preset {
+                context: 1024,
+                ..default.clone()
+            })),
+            "context = 1024 is outside 1 to 64",
+        ),
+        (
+            with_block(header_for(&fade::Preset {
+                refiner_rank: 1024,
+                ..default.clone()
+            })),
+            "refiner_rank = 1024 is outside 1 to 256",
+        ),
+        (
+            with_block(header_for(&fade::Preset {
+                ffn: 65536,
+                ..default.clone()
+            })),
+            "ffn = 65536 is outside 1 to 32768",
+        ),
+        (
+            with_block(header_for(&fade::Preset {
+                cache: 1 << 16,
+                ..default.clone()
+            })),
+            "cache = 65536 is outside 1 to 16384",
+        ),
+        (
+            with_block(header_for(&custom(fade::Preset {
+                ffn: 8192,
+                ..default.clone()
+            }))),
+            "a custom model of",
+        ),
+        // Built-in presets with another fingerprint: no canary runs.
+        (
+            with_block(header_with(&fade::Preset::load("paper").unwrap(), 1)),
+            "device mismatch",
+        ),
+        (
+            with_block(header_with(&fade::Preset::load("strong").unwrap(), 1)),
+            "device mismatch",
+        ),
+        // A custom preset at the bound: its canary runs, and disagrees.
+        (
+            with_block(header_with(
+                &custom(fade::Preset {
+                    ffn: 3840,
+                    ..default.clone()
+                }),
+                1,
+            )),
+            "device mismatch",
+        ),
+        // Valid headers (right fingerprints, the largest tables) over a damaged block.
+        (damaged(s(&big_tables)), "corrupt data"),
+        (damaged("paper"), "corrupt data"),
+        (damaged("strong"), "corrupt data"),
+    ];
+    for (i, (file, needle)) in cases.iter().enumerate() {
+        let f = dir.path().join(format!("h{i}.fade"));
+        std::fs::write(&f, file).unwrap();
+        for args in [vec!["-t", s(&f)], vec!["-dc", s(&f)]] {
+            let (out, peak) = run_peak(&args, None);
+            fails_with(&out, needle);
+            assert!(peak < 100_000_000, "case {i} ({needle}): peak {peak}");
+        }
+    }
 }
