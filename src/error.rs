@@ -67,10 +67,11 @@ pub enum Error {
     Io(io::Error),
 }
 
-impl From<candle_core::Error> for Error {
-    fn from(e: candle_core::Error) -> Self {
-        Error::Model(Box::new(e))
-    }
+/// The tensor library's errors become [`Error::Model`] inside the crate; no
+/// candle type appears in fade's public API, so its versions are fade's own
+/// business.
+pub(crate) fn model_error(e: candle_core::Error) -> Error {
+    Error::Model(Box::new(e))
 }
 
 /// An [`io::Error`] that carries a fade [`Error`] (as the [`crate::Encoder`]

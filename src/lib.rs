@@ -32,6 +32,28 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Many cores, and the frames of a file
+//!
+//! What the `fade` command does with several threads is library calls too:
+//! [`compress_parallel`] codes the input in independent blocks on several
+//! workers (`fade -T`), [`frames`] lists the frames of a seekable file from
+//! their framing alone (`fade -l`), and [`decompress_frames`] decodes them on
+//! several threads. [`scan`] summarises any stream without decoding it.
+//!
+//! ```
+//! use fade::{Device, Limits, Parallel, Preset};
+//! let data = b"one block, then another, then a third. ".repeat(200);
+//! let fast = Preset::load("fast")?;
+//! let par = Parallel::new(2, Some(4096));
+//! let packed = fade::compress_parallel(&data[..], Vec::new(), &fast, Device::Cpu,
+//!     &Limits::default(), Some(data.len() as u64), par, &mut |_| {})?;
+//! let frames = fade::frames(&mut std::io::Cursor::new(&packed))?;
+//! assert_eq!(frames.len(), 2);
+//! assert_eq!(frames.iter().map(|f| f.content).sum::<u64>(), data.len() as u64);
+//! assert_eq!(fade::decompress(&packed)?, data);
+//! # Ok::<(), fade::Error>(())
+//! ```
+//!
 //! # Levels and presets
 //!
 //! Levels 1 to 5 are the built-in presets `fast`, `medium`, `default`,
@@ -72,7 +94,8 @@
 //! `fade::__internals` (hidden from these docs) exposes the range coder, the
 //! network, the seeded generator, the container writers and the engine's
 //! callback-driven functions to fade's own benchmarks, fuzz targets and
-//! tests. It is not part of the API and changes without notice.
+//! tests; the `fade` command uses only the public API. It is not part of the
+//! API and changes without notice.
 //!
 //! Inside, the library has five layers, one module each: the range coder,
 //! the network (candle with fade's own CPU kernels), the predictor (network
@@ -92,6 +115,7 @@ mod layout;
 mod math;
 mod model;
 mod par;
+mod parallel;
 mod predictor;
 mod preset;
 mod rng;
@@ -104,6 +128,10 @@ pub use encoder::{compress, Encoder};
 pub use engine::{Limits, DEFAULT_MEMORY_LIMIT, MAX_KERNEL_THREADS};
 pub use error::{Error, Result};
 pub use format::MAGIC;
+pub use parallel::{
+    compress_parallel, decode_workers, decompress_frames, frames, FrameInfo, Parallel,
+    DEFAULT_BLOCK_SIZE,
+};
 pub use preset::{GlobalRead, Preset};
 
 /// Not part of fade's API: what fade's own benchmarks (`benches/`), fuzz

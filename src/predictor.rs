@@ -8,7 +8,7 @@
 //! [`Predictor::learn`]; side models that mix with the network belong here.
 
 use crate::coder::{cdf_from_floors, quantize, Cdf, Precision};
-use crate::error::{Error, Result};
+use crate::error::{model_error, Error, Result};
 use crate::layout::Layout;
 use crate::model::{Model, Step};
 use crate::preset::Preset;
@@ -194,7 +194,7 @@ impl Predictor {
     /// device quantiser on the CPU).
     pub(crate) fn with_quantiser(p: &Preset, dev: &Device, quantiser: Quantiser) -> Result<Self> {
         Ok(Self {
-            model: Model::new(p, dev)?,
+            model: Model::new(p, dev).map_err(model_error)?,
             side: match Side::new(p) {
                 Some(s) => Sides::Inline(Box::new(s)),
                 None => Sides::None,
@@ -270,12 +270,15 @@ impl Predictor {
             .map(|s| (std::mem::take(&mut s.hints), std::mem::take(&mut s.seen)))
             .unwrap_or_default();
         let model = &mut self.model;
-        let step = self.pool.run(|| model.forward(ctx, side))?;
+        let step = self
+            .pool
+            .run(|| model.forward(ctx, side))
+            .map_err(model_error)?;
         let probs = match (self.quantiser, &mut self.sse) {
             (_, Some(sse)) => {
                 // The SSE refines the tables on the model's threads: its
                 // curves learn each step before the next is refined.
-                let logits = step.logits()?;
+                let logits = step.logits().map_err(model_error)?;
                 let t = self.context;
                 let last: Vec<u16> = ctx
                     .chunks_exact(t)
@@ -288,8 +291,10 @@ impl Predictor {
                     .run(|| sse.refine(&logits, &last, &hints, seen, self.prec, &mut cdfs));
                 Probs::Cdfs(cdfs)
             }
-            (Quantiser::Host, None) => Probs::Logits(step.logits()?),
-            (Quantiser::Device, None) => Probs::Floors(step.floors(self.prec)?),
+            (Quantiser::Host, None) => Probs::Logits(step.logits().map_err(model_error)?),
+            (Quantiser::Device, None) => {
+                Probs::Floors(step.floors(self.prec).map_err(model_error)?)
+            }
         };
         self.pending = Some(step);
         Ok(Arc::new(Tables(probs, self.prec)))
@@ -305,7 +310,9 @@ impl Predictor {
             t.send(SideJob::Learn(targets.to_vec()))?;
         }
         let model = &mut self.model;
-        self.pool.run(|| model.learn(step, targets))?;
+        self.pool
+            .run(|| model.learn(step, targets))
+            .map_err(model_error)?;
         if let Some(sse) = &mut self.sse {
             sse.learn(targets);
         }
@@ -335,7 +342,7 @@ impl Predictor {
             let targets: Vec<u8> = (0..b).map(|_| g.next_u64() as u8).collect();
             let tables = pred.predict(&ctx)?;
             if let Some(step) = &pred.pending {
-                for l in step.logits()? {
+                for l in step.logits().map_err(model_error)? {
                     h.update(&l.to_bits().to_le_bytes());
                 }
             }

@@ -20,8 +20,15 @@ pub enum GlobalRead {
 }
 
 /// A complete model and lane configuration.
+///
+/// Get one with [`Preset::load`] (a level, a built-in name or a TOML file) or
+/// [`Preset::parse`], then change fields as needed; new fields may come in
+/// any release (`#[non_exhaustive]`), so it cannot be built field by field.
+/// Encoders check a changed preset against the supported ranges
+/// (docs/FORMAT.md) before they write anything.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct Preset {
     /// Short name, stored in the header for `fade list` (at most 32 bytes).
     pub name: String,

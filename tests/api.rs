@@ -316,3 +316,58 @@ fn kernel_threads_never_change_the_output() {
     dec.read_to_end(&mut out).unwrap();
     assert!(out == data);
 }
+
+/// What `fade -T`, parallel decoding and `fade -l` do, through the public
+/// API alone: blocks on two workers give the same bytes as on one, the frames
+/// of the file are found with their lengths and preset, they decode on two
+/// threads, and a file cut at a frame boundary is refused by both readers.
+#[test]
+fn blocks_frames_and_parallel_decoding_are_public() {
+    use fade::{compress_parallel, decode_workers, decompress_frames, frames, Parallel};
+    let data = text(10_000);
+    let limits = Limits::default();
+    let code = |threads| {
+        compress_parallel(
+            &data[..],
+            Vec::new(),
+            &tiny(),
+            Device::Cpu,
+            &limits,
+            Some(data.len() as u64),
+            Parallel::new(threads, Some(4096)),
+            &mut |_| {},
+        )
+        .unwrap()
+    };
+    let packed = code(2);
+    assert_eq!(packed, code(1), "the output depends on the block size only");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.fade");
+    std::fs::write(&path, &packed).unwrap();
+    let file = std::fs::File::open(&path).unwrap();
+    let found = frames(&mut io::BufReader::new(&file)).unwrap();
+    assert_eq!(found.len(), 3);
+    assert_eq!(
+        found.iter().map(|f| f.content).collect::<Vec<_>>(),
+        [4096, 4096, 10_000 - 8192]
+    );
+    assert!(found.iter().all(|f| f.preset.name == "tiny" && f.content_check));
+    let last = found.last().unwrap();
+    assert_eq!(last.offset + last.len + last.trailer, packed.len() as u64);
+    assert_eq!(decode_workers(&found, &limits, 2), 2);
+    let mut out = Vec::new();
+    let mut seen = 0;
+    decompress_frames(&found, &file, &mut out, Device::Cpu, &limits, 2, &mut |n| {
+        seen += n
+    })
+    .unwrap();
+    assert_eq!(out, data);
+    assert_eq!(seen, data.len() as u64);
+    // Cut after the second frame: not a whole file, for the listing and the decoder.
+    let cut = &packed[..found[2].offset as usize];
+    assert!(matches!(
+        frames(&mut io::Cursor::new(cut)),
+        Err(Error::Truncated | Error::Corrupt(_))
+    ));
+    assert!(decode(cut, 1 << 16).is_err());
+}

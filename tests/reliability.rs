@@ -148,6 +148,16 @@ fn header_with(preset: &fade::Preset, fingerprint: u64) -> Vec<u8> {
     v
 }
 
+/// `base` with the changes `f` makes (`Preset` is `#[non_exhaustive]`).
+fn edit(
+    base: impl std::borrow::Borrow<fade::Preset>,
+    f: impl FnOnce(&mut fade::Preset),
+) -> fade::Preset {
+    let mut q = base.borrow().clone();
+    f(&mut q);
+    q
+}
+
 fn preset(toml: &str) -> fade::Preset {
     fade::Preset::parse(toml).unwrap()
 }
@@ -161,18 +171,17 @@ fn tiny_preset() -> fade::Preset {
 #[test]
 fn memory_bomb_header_is_refused_before_allocating() {
     let dir = tempfile::tempdir().unwrap();
-    let bomb = fade::Preset {
-        lanes: 65536,
-        context: 1,
-        embed: 1,
-        cache: 1,
-        cache_step: 1,
-        refiner_branches: 1,
-        refiner_rank: 1,
-        ffn: 32768,
-        segment: 65536,
-        ..tiny_preset()
-    };
+    let bomb = edit(tiny_preset(), |q| {
+        q.lanes = 65536;
+        q.context = 1;
+        q.embed = 1;
+        q.cache = 1;
+        q.cache_step = 1;
+        q.refiner_branches = 1;
+        q.refiner_rank = 1;
+        q.ffn = 32768;
+        q.segment = 65536;
+    });
     let mut file = header_for(&bomb);
     file.extend_from_slice(&[0u8; 16]);
     assert!(file.len() < 150, "{} bytes", file.len());
@@ -288,11 +297,10 @@ fn closed_pipe_is_quiet_success_both_ways() {
 /// blocks shorter than the lane count have no lane bytes to learn from.
 /// (Anything the model codes takes about 30 µs a byte here.)
 fn unmodelled_frame(n: usize) -> Vec<u8> {
-    let p = fade::Preset {
-        lanes: 2048,
-        segment: 2048,
-        ..tiny_preset()
-    };
+    let p = edit(tiny_preset(), |q| {
+        q.lanes = 2048;
+        q.segment = 2048;
+    });
     let mut frame = header_with(
         &p,
         fade::__internals::engine::fingerprint(
@@ -987,51 +995,46 @@ fn hostile_headers_are_refused_cheaply_naming_the_field() {
         h.extend_from_slice(&[0u8; 32]);
         h
     };
-    let custom = |p: fade::Preset| fade::Preset {
-        name: "hostile".into(),
-        ..p
+    let custom = |p: fade::Preset| {
+        edit(p, |q| {
+            q.name = "hostile".into();
+        })
     };
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (
-            with_block(header_for(&fade::Preset {
-                embed: 1400,
-                ..default.clone()
-            })),
+            with_block(header_for(&edit(default.clone(), |q| {
+                q.embed = 1400;
+            }))),
             "embed = 1400 is outside 1 to 128",
         ),
         (
-            with_block(header_for(&fade::Preset {
-                context: 1024,
-                ..default.clone()
-            })),
+            with_block(header_for(&edit(default.clone(), |q| {
+                q.context = 1024;
+            }))),
             "context = 1024 is outside 1 to 64",
         ),
         (
-            with_block(header_for(&fade::Preset {
-                refiner_rank: 1024,
-                ..default.clone()
-            })),
+            with_block(header_for(&edit(default.clone(), |q| {
+                q.refiner_rank = 1024;
+            }))),
             "refiner_rank = 1024 is outside 1 to 256",
         ),
         (
-            with_block(header_for(&fade::Preset {
-                ffn: 65536,
-                ..default.clone()
-            })),
+            with_block(header_for(&edit(default.clone(), |q| {
+                q.ffn = 65536;
+            }))),
             "ffn = 65536 is outside 1 to 32768",
         ),
         (
-            with_block(header_for(&fade::Preset {
-                cache: 1 << 16,
-                ..default.clone()
-            })),
+            with_block(header_for(&edit(default.clone(), |q| {
+                q.cache = 1 << 16;
+            }))),
             "cache = 65536 is outside 1 to 16384",
         ),
         (
-            with_block(header_for(&custom(fade::Preset {
-                ffn: 8192,
-                ..default.clone()
-            }))),
+            with_block(header_for(&custom(edit(default.clone(), |q| {
+                q.ffn = 8192;
+            })))),
             "a custom model of",
         ),
         // Built-in presets with another fingerprint: no canary runs.
@@ -1046,10 +1049,9 @@ fn hostile_headers_are_refused_cheaply_naming_the_field() {
         // A custom preset at the bound: its canary runs, and disagrees.
         (
             with_block(header_with(
-                &custom(fade::Preset {
-                    ffn: 3840,
-                    ..default.clone()
-                }),
+                &custom(edit(default.clone(), |q| {
+                    q.ffn = 3840;
+                })),
                 1,
             )),
             "device mismatch",

@@ -9,7 +9,6 @@ mod stdio;
 use anyhow::{anyhow, bail, Context, Result};
 use args::{Cli, Command, Common, Transfer};
 use clap::Parser;
-use fade::__internals::engine::{self, blocks};
 use fade::{Decoder, Device, Encoder, Limits, Preset};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use output::{finish_stdout, same_file, stdout_writer, AtomicOutput};
@@ -451,12 +450,12 @@ impl Source {
     /// work): for the progress bar's total and parallel decoding. `None` for
     /// streams and for files that are not whole fade files (decoding then
     /// says why).
-    fn frames(&self) -> Result<Option<Vec<engine::FrameSpan>>> {
+    fn frames(&self) -> Result<Option<Vec<fade::FrameInfo>>> {
         let Source::Regular(f, _) = self else {
             return Ok(None);
         };
         let mut r = std::io::BufReader::new(f);
-        let total = engine::frames(&mut r).ok();
+        let total = fade::frames(&mut r).ok();
         let mut f: &File = f;
         std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(0))
             .context("cannot rewind the input")?;
@@ -561,13 +560,13 @@ fn code(
         limits,
         pass_through,
         blocks: (c.threads.is_some() || c.block_size.is_some()).then(|| {
-            blocks::Parallel::new(
+            fade::Parallel::new(
                 c.threads.unwrap_or(1),
                 c.block_size
                     .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
             )
         }),
-        frame_threads: blocks::resolve_threads(c.threads.unwrap_or(0)),
+        frame_threads: fade::Parallel::new(c.threads.unwrap_or(0), None).threads,
         out_name: match output {
             End::Std => "(stdout)".into(),
             End::File(o) => o.display().to_string(),
@@ -647,7 +646,7 @@ struct Job<'a> {
     limits: Limits,
     pass_through: bool,
     /// Compression in independent blocks (-T, --block-size).
-    blocks: Option<blocks::Parallel>,
+    blocks: Option<fade::Parallel>,
     /// Frames a multi-frame file may decode at once.
     frame_threads: usize,
     out_name: String,
@@ -695,7 +694,7 @@ impl Job<'_> {
     fn transfer(
         &self,
         source: &Source,
-        spans: Option<&[engine::FrameSpan]>,
+        spans: Option<&[fade::FrameInfo]>,
         w: &mut dyn Write,
         dev: &Device,
         pb: &ProgressBar,
@@ -717,7 +716,7 @@ impl Job<'_> {
                 let size = source.meta().map(|m| m.len());
                 match self.blocks {
                     Some(par) => {
-                        blocks::compress_blocks(
+                        fade::compress_parallel(
                             &mut counted,
                             &mut w,
                             preset,
@@ -744,19 +743,15 @@ impl Job<'_> {
             }
             Mode::Decompress
                 if spans.is_some_and(|v| {
-                    v.len() > 1 && blocks::frame_workers(v, &self.limits, self.frame_threads) > 1
+                    v.len() > 1 && fade::decode_workers(v, &self.limits, self.frame_threads) > 1
                 }) =>
             {
                 let (Source::Regular(f, _), Some(spans)) = (source, spans) else {
                     unreachable!("frames are only found in regular files");
                 };
-                let fetch = |at: u64, len: usize| {
-                    let mut v = vec![0u8; len];
-                    std::os::unix::fs::FileExt::read_exact_at(f, &mut v, at).map(|_| v)
-                };
-                blocks::decompress_frames(
+                fade::decompress_frames(
                     spans,
-                    &fetch,
+                    f,
                     &mut w,
                     *dev,
                     &self.limits,
@@ -893,41 +888,63 @@ fn list(files: &[End]) -> Result<()> {
         "preset", "compressed", "original", "ratio", "frames", "check"
     )?;
     each(files, |e| {
-        let (h, frames, content, packed) = frame_summary(e).with_context(|| e.name())?;
+        let l = frame_summary(e).with_context(|| e.name())?;
         writeln!(
             out,
             "{:<10} {:>14} {:>14} {:>7.3} {:>7}  {:<9} {}",
-            h.preset.name,
-            packed,
-            content,
-            content as f64 / packed.max(1) as f64,
-            frames,
-            if h.content_check { "xxh3-64" } else { "none" },
+            l.preset,
+            l.packed,
+            l.content,
+            l.content as f64 / l.packed.max(1) as f64,
+            l.frames,
+            if l.content_check { "xxh3-64" } else { "none" },
             e.name()
         )?;
         Ok(())
     })
 }
 
-/// (first header, frames, content bytes, compressed bytes) of one input: a
-/// regular file by seeking over block bodies, a stream by reading them.
-fn frame_summary(e: &End) -> Result<(fade::__internals::format::FrameHeader, usize, u64, u64)> {
+/// What `fade -l` shows of one input.
+struct Listing {
+    /// The first frame's preset name.
+    preset: String,
+    content_check: bool,
+    frames: usize,
+    content: u64,
+    packed: u64,
+}
+
+/// The listing of one input: a regular file by seeking over block bodies, a
+/// stream by reading them.
+fn frame_summary(e: &End) -> Result<Listing> {
     if let End::File(p) = e {
         if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
             let f = File::open(p).with_context(|| format!("cannot open {}", p.display()))?;
-            let spans = engine::frames(&mut std::io::BufReader::new(f))?;
-            let content = spans
+            let frames = fade::frames(&mut std::io::BufReader::new(f))?;
+            let content = frames
                 .iter()
                 .try_fold(0u64, |a, s| a.checked_add(s.content))
                 .context("content lengths add up beyond 2^64 bytes")?;
-            let packed = spans.last().map_or(0, |s| s.offset + s.len + s.trailer);
-            return Ok((spans[0].header.clone(), spans.len(), content, packed));
+            let first = frames.first().context("no frame")?;
+            return Ok(Listing {
+                preset: first.preset.name.clone(),
+                content_check: first.content_check,
+                frames: frames.len(),
+                content,
+                packed: frames.last().map_or(0, |s| s.offset + s.len + s.trailer),
+            });
         }
     }
     let mut r = ReadCounter {
         inner: open_compressed(e)?,
         n: 0,
     };
-    let (h, frames, content) = engine::scan(&mut r)?;
-    Ok((h, frames, content, r.n))
+    let info = fade::scan(&mut r)?;
+    Ok(Listing {
+        preset: info.preset.name,
+        content_check: info.content_check,
+        frames: info.frames,
+        content: info.content,
+        packed: r.n,
+    })
 }
