@@ -14,7 +14,7 @@ use crate::model::{Model, Step};
 use crate::preset::Preset;
 use crate::rng::SplitMix64;
 use crate::side::sse::{Hint, Sse};
-use crate::side::{Context, Side, SideInputs};
+use crate::side::{Side, SideInputs};
 use candle_core::Device;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::sync::Arc;
@@ -195,7 +195,7 @@ impl Predictor {
     pub(crate) fn with_quantiser(p: &Preset, dev: &Device, quantiser: Quantiser) -> Result<Self> {
         Ok(Self {
             model: Model::new(p, dev).map_err(model_error)?,
-            side: match Side::new(p) {
+            side: match Side::new(&p.side()) {
                 Some(s) => Sides::Inline(Box::new(s)),
                 None => Sides::None,
             },
@@ -204,7 +204,7 @@ impl Predictor {
             pool: Arc::new(crate::par::Pool::new(1)),
             sse: p.sse.then(|| {
                 let contexts = if p.sse_counts {
-                    Context::of(p).len()
+                    p.side().contexts.len()
                 } else {
                     0
                 };

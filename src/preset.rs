@@ -7,6 +7,7 @@
 //! whatever the presets become in later versions.
 
 use crate::error::{Error, Result};
+use crate::side::{Config, Context};
 use serde::Deserialize;
 
 /// How the global stream reads its rolling feature cache.
@@ -157,10 +158,6 @@ fn preset_message(e: Error) -> String {
 
 /// Shortest lane [`Preset::fitted`] aims for, in bytes.
 const MIN_LANE_BYTES: usize = 2048;
-/// The bit of the header's context mask that turns on [`Preset::sse`].
-const SSE_BIT: u32 = 1 << 16;
-/// The bit of the header's context mask that turns on [`Preset::sse_counts`].
-const SSE_COUNTS_BIT: u32 = 1 << 17;
 /// Fewest lanes [`Preset::fitted`] goes down to.
 const MIN_FITTED_LANES: u32 = 16;
 
@@ -217,11 +214,8 @@ impl Preset {
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| Error::Preset(format!("cannot read {}: {e}", path.display())))?;
-            let p = Self::parse(&text)
-                .map_err(|e| Error::Preset(format!("{}: {}", path.display(), preset_message(e))))?;
-            p.check_custom()
-                .map_err(|m| Error::Preset(format!("{}: {m}", path.display())))?;
-            return Ok(p);
+            return Self::parse(&text)
+                .map_err(|e| Error::Preset(format!("{}: {}", path.display(), preset_message(e))));
         }
         Err(Error::Preset(format!(
             "unknown preset '{name_or_path}' (built in: {})",
@@ -294,10 +288,28 @@ impl Preset {
 
     /// Whether the network mixes in side models (every preset but `paper`).
     pub fn has_side_models(&self) -> bool {
-        !self.orders.is_empty()
-            || !self.contexts.is_empty()
-            || self.match_short > 0
-            || self.match_long > 0
+        self.side().any()
+    }
+
+    /// The side models this preset asks for, as they see themselves: the
+    /// contexts of the statistics in header order (orders, then the named
+    /// ones), the tables' sizes, the match lengths.
+    pub(crate) fn side(&self) -> Config {
+        let mut contexts: Vec<Context> = self.orders.iter().map(|&k| Context::Order(k)).collect();
+        for (c, name, _) in Context::EXTRA {
+            if self.contexts.iter().any(|n| n == name) {
+                contexts.push(c);
+            }
+        }
+        Config {
+            contexts,
+            stats_bits: self.stats_bits,
+            match_short: self.match_short,
+            match_long: self.match_long,
+            match_bits: self.match_bits,
+            segment: self.segment as usize,
+            sse_counts: self.sse_counts,
+        }
     }
 
     /// Flattened context width F = T * D.
@@ -371,12 +383,13 @@ impl Preset {
     /// Values of the mixer that weighs the side models: from the network's
     /// features and from the side models' confidences to one weight per row.
     fn mixer_params(&self) -> f64 {
-        let rows = crate::side::Side::rows(self) as f64;
+        let side = self.side();
+        let rows = side.rows() as f64;
         if rows == 0.0 {
             return 0.0;
         }
-        let conf = crate::side::Side::conf_width(self) as f64;
-        let sources = crate::side::Side::sources(self) as f64;
+        let conf = side.conf_width() as f64;
+        let sources = side.sources() as f64;
         let picks = sources * 257.0 * 8.0 + (sources * 8.0 + 1.0) * self.features() as f64;
         (self.features() as f64 + conf + 1.0) * rows + picks
     }
@@ -408,7 +421,7 @@ impl Preset {
         // refiner's width, 4 cache-wide (old, new, keys, gradient), the cache
         // encoder and attention, logits with softmax and tables; kept forward,
         // doubled by their gradients, plus a third for temporaries.
-        let side_rows = crate::side::Side::rows(self) as f64;
+        let side_rows = self.side().rows() as f64;
         let per_lane = 48.0 * f
             + 8.0 * h
             + 4.0 * g
@@ -422,7 +435,7 @@ impl Preset {
         // and decoded output add two more; 2 MiB of I/O buffers.
         let buffers = 5.0 * self.segment as f64 + (2 << 20) as f64;
         // `as` saturates: a hostile header gives u64::MAX, never a wrapped value.
-        let side = crate::side::Side::memory(self) as f64
+        let side = self.side().memory() as f64
             + if self.sse {
                 crate::side::sse::Sse::memory() as f64
                     + b * crate::side::sse::Sse::lane_memory() as f64
@@ -490,7 +503,7 @@ impl Preset {
         {
             return Err("orders must be increasing, from 1 to 8".into());
         }
-        let known = |n: &String| crate::side::Context::EXTRA.iter().any(|e| e.1 == n);
+        let known = |n: &String| Context::EXTRA.iter().any(|e| e.1 == n);
         if !self.contexts.iter().all(known) {
             return Err("contexts may be word, pair and sparse".into());
         }
@@ -532,91 +545,7 @@ impl Preset {
         canary
     }
 
-    /// Refuses a custom (not built-in) preset whose canary would be larger
-    /// than [`MAX_CUSTOM_PARAMS`]: fade neither writes nor reads such a file.
-    pub(crate) fn check_custom(&self) -> std::result::Result<(), String> {
-        let n = self.canary().param_count();
-        if self.builtin_id().is_none() && n > MAX_CUSTOM_PARAMS {
-            return Err(format!(
-                "a custom model of {n} parameters (on the canary's lanes) is above this build's {MAX_CUSTOM_PARAMS}"
-            ));
-        }
-        Ok(())
-    }
-
-    /// Serialises every decoding parameter in a fixed little-endian layout.
-    pub(crate) fn write_to(&self, out: &mut Vec<u8>) {
-        out.push(self.name.len() as u8);
-        out.extend_from_slice(self.name.as_bytes());
-        for v in [
-            self.lanes,
-            self.context,
-            self.embed,
-            match self.global {
-                GlobalRead::Linear => 0,
-                GlobalRead::Attention => 1,
-            },
-            self.cache,
-            self.cache_step,
-            self.refiner_branches,
-            self.refiner_rank,
-            self.ffn,
-            self.segment,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        for v in [self.lr, self.weight_decay, self.beta1, self.beta2, self.eps] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-        out.extend_from_slice(&self.seed.to_le_bytes());
-        let mut mask: u32 = self.orders.iter().map(|k| 1 << (k - 1)).sum();
-        for (_, name, bit) in crate::side::Context::EXTRA {
-            if self.contexts.iter().any(|n| n == name) {
-                mask |= 1 << bit;
-            }
-        }
-        if self.sse {
-            mask |= SSE_BIT;
-        }
-        if self.sse_counts {
-            mask |= SSE_COUNTS_BIT;
-        }
-        for v in [
-            mask,
-            self.stats_bits,
-            self.match_short,
-            self.match_long,
-            self.match_bits,
-        ] {
-            out.extend_from_slice(&v.to_le_bytes());
-        }
-    }
-
-    /// The frame-header identifier of this preset if it is a built-in one,
-    /// possibly fitted or with other lanes (the built-in list in `src/preset.rs`).
-    /// Only `lanes`, `stats_bits` and `match_bits` may differ from the
-    /// built-in's values (they travel beside the identifier, see
-    /// [`Preset::from_builtin`]); anything else makes it a custom preset, whose
-    /// header stores every value.
-    pub fn builtin_id(&self) -> Option<u8> {
-        let mine = self.encoded();
-        BUILTIN.iter().find_map(|&(id, text)| {
-            if toml_name(text)? != self.name {
-                return None;
-            }
-            let base = Self::parse(text).ok()?;
-            // Tables only ever shrink from the built-in's (`fitted`); a
-            // reader refuses larger ones in this form (see `from_builtin`).
-            if self.stats_bits > base.stats_bits || self.match_bits > base.match_bits {
-                return None;
-            }
-            let rebuilt = base.adjusted(self.lanes, self.stats_bits, self.match_bits);
-            (rebuilt.encoded() == mine).then_some(id)
-        })
-    }
-
     /// The identifiers of every built-in preset, retired ones included.
-    #[cfg(test)]
     pub(crate) fn builtin_ids() -> impl Iterator<Item = u8> {
         BUILTIN.iter().map(|b| b.0)
     }
@@ -624,123 +553,6 @@ impl Preset {
     /// The built-in preset `id` as it is written in `models/`.
     pub(crate) fn builtin(id: u8) -> Option<Preset> {
         Self::parse(builtin_text(id)?).ok()
-    }
-
-    /// The built-in preset `id` (see [`Preset::builtin_id`]) with the lanes and
-    /// table sizes a frame header gives, validated.
-    pub fn from_builtin(id: u8, lanes: u32, stats_bits: u32, match_bits: u32) -> Result<Self> {
-        let text = builtin_text(id).ok_or(Error::Corrupt("unknown built-in preset"))?;
-        let base = Self::parse(text)?;
-        for (field, v, own) in [
-            ("stats_bits", stats_bits, base.stats_bits),
-            ("match_bits", match_bits, base.match_bits),
-        ] {
-            if v > own {
-                return Err(Error::Unsupported(format!(
-                    "{field} = {v} is above built-in preset {}'s {own}",
-                    base.name
-                )));
-            }
-        }
-        let p = base.adjusted(lanes, stats_bits, match_bits);
-        p.validate().map_err(Error::Unsupported)?;
-        Ok(p)
-    }
-
-    fn adjusted(self, lanes: u32, stats_bits: u32, match_bits: u32) -> Self {
-        Preset {
-            lanes,
-            stats_bits,
-            match_bits,
-            ..self
-        }
-    }
-
-    /// Every decoding parameter, as [`Preset::write_to`] lays them out.
-    pub(crate) fn encoded(&self) -> Vec<u8> {
-        let mut v = Vec::new();
-        self.write_to(&mut v);
-        v
-    }
-
-    /// Reads what [`Preset::write_to`] wrote, validating it; `input` is advanced.
-    pub(crate) fn read_from(input: &mut &[u8]) -> Result<Self> {
-        fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8]> {
-            if input.len() < n {
-                return Err(Error::Corrupt("header too short"));
-            }
-            let (a, b) = input.split_at(n);
-            *input = b;
-            Ok(a)
-        }
-        let u32_ = |i: &mut &[u8]| -> Result<u32> {
-            Ok(u32::from_le_bytes(take(i, 4)?.try_into().unwrap()))
-        };
-        let f32_ = |i: &mut &[u8]| -> Result<f32> {
-            Ok(f32::from_le_bytes(take(i, 4)?.try_into().unwrap()))
-        };
-        let n = take(input, 1)?[0] as usize;
-        let name = String::from_utf8(take(input, n)?.to_vec())
-            .map_err(|_| Error::Corrupt("preset name"))?;
-        let lanes = u32_(input)?;
-        let context = u32_(input)?;
-        let embed = u32_(input)?;
-        let global = match u32_(input)? {
-            0 => GlobalRead::Linear,
-            1 => GlobalRead::Attention,
-            _ => return Err(Error::Corrupt("unknown global read")),
-        };
-        let p = Preset {
-            name,
-            description: String::new(),
-            lanes,
-            context,
-            embed,
-            global,
-            cache: u32_(input)?,
-            cache_step: u32_(input)?,
-            refiner_branches: u32_(input)?,
-            refiner_rank: u32_(input)?,
-            ffn: u32_(input)?,
-            segment: u32_(input)?,
-            lr: f32_(input)?,
-            weight_decay: f32_(input)?,
-            beta1: f32_(input)?,
-            beta2: f32_(input)?,
-            eps: f32_(input)?,
-            seed: u64::from_le_bytes(take(input, 8)?.try_into().unwrap()),
-            fit_lanes: true,
-            orders: Vec::new(),
-            contexts: Vec::new(),
-            stats_bits: 0,
-            match_short: 0,
-            match_long: 0,
-            match_bits: 0,
-            sse: false,
-            sse_counts: false,
-        };
-        let mask = u32_(input)?;
-        if mask & !(SSE_BIT | SSE_COUNTS_BIT | 0x7FF) != 0 {
-            return Err(Error::Unsupported(format!("context mask {mask:#x}")));
-        }
-        let p = Preset {
-            orders: (1..=8).filter(|k| mask & (1 << (k - 1)) != 0).collect(),
-            contexts: crate::side::Context::EXTRA
-                .iter()
-                .filter(|e| mask & (1 << e.2) != 0)
-                .map(|e| e.1.to_string())
-                .collect(),
-            stats_bits: u32_(input)?,
-            match_short: u32_(input)?,
-            match_long: u32_(input)?,
-            match_bits: u32_(input)?,
-            sse: mask & SSE_BIT != 0,
-            sse_counts: mask & SSE_COUNTS_BIT != 0,
-            ..p
-        };
-        p.validate().map_err(Error::Unsupported)?;
-        p.check_custom().map_err(Error::Unsupported)?;
-        Ok(p)
     }
 }
 
@@ -990,6 +802,20 @@ mod tests {
         assert!(Preset::load("paper").unwrap().check_custom().is_ok());
         // strong's model would be a valid custom one.
         assert!(Preset::load("strong").unwrap().canary().param_count() < MAX_CUSTOM_PARAMS);
+    }
+
+    #[test]
+    fn side_config_names_every_context() {
+        let mut p = Preset::load("default").unwrap();
+        p.contexts = vec!["sparse".into(), "word".into()];
+        let c = p.side();
+        assert_eq!(c.contexts.len(), p.orders.len() + 2);
+        assert_eq!(
+            c.contexts[p.orders.len()..],
+            [Context::Word, Context::Sparse]
+        );
+        assert_eq!(c.rows(), 1 + 2 * c.contexts.len());
+        assert!(!Preset::load("paper").unwrap().side().any());
     }
 
     #[test]

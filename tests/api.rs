@@ -351,7 +351,9 @@ fn blocks_frames_and_parallel_decoding_are_public() {
         found.iter().map(|f| f.content).collect::<Vec<_>>(),
         [4096, 4096, 10_000 - 8192]
     );
-    assert!(found.iter().all(|f| f.preset.name == "tiny" && f.content_check));
+    assert!(found
+        .iter()
+        .all(|f| f.preset.name == "tiny" && f.content_check));
     let last = found.last().unwrap();
     assert_eq!(last.offset + last.len + last.trailer, packed.len() as u64);
     assert_eq!(decode_workers(&found, &limits, 2), 2);

@@ -33,7 +33,7 @@ pub mod layers;
 mod ops;
 
 use crate::preset::{GlobalRead, Preset};
-use crate::side::{Side, SideInputs};
+use crate::side::SideInputs;
 pub use ops::matmul::{gemm, View};
 
 use adamw::AdamW;
@@ -236,11 +236,11 @@ impl Model {
         let ln_f2 = LayerNorm::new(&mut ps, "fine.ln2", f)?;
         let fine_skip = ps.constant("fine.skip", &[1], 1.0)?;
         let out = Linear::new_normal(&mut ps, "out", f, 256, 0.01)?;
-        let rows = Side::rows(p);
+        let rows = p.side().rows();
         let mixer = if rows == 0 {
             None
         } else {
-            let conf = Side::conf_width(p);
+            let conf = p.side().conf_width();
             let matching = p.match_short > 0 || p.match_long > 0;
             let init: Vec<f32> = (0..rows)
                 .map(|i| match (matching, i) {
@@ -250,7 +250,7 @@ impl Model {
                     _ => COUNT_WEIGHT,
                 })
                 .collect();
-            let sources = Side::sources(p);
+            let sources = p.side().sources();
             Some(Mixer {
                 rows,
                 sources,
@@ -484,7 +484,7 @@ mod tests {
     /// Side inputs of `rows` score rows and `conf` features for `b` lanes,
     /// every one non-zero somewhere.
     fn side_inputs(b: usize, p: &Preset, seed: u64) -> SideInputs {
-        let (rows, conf, sources) = (Side::rows(p), Side::conf_width(p), Side::sources(p));
+        let (rows, conf, sources) = (p.side().rows(), p.side().conf_width(), p.side().sources());
         let mut g = crate::rng::SplitMix64::new(seed);
         SideInputs {
             scores: crate::side::Scores::from_dense(
@@ -535,7 +535,7 @@ mod tests {
         p.stats_bits = 10;
         p.match_short = 4;
         p.match_bits = 10;
-        assert_eq!(Side::rows(&p), 5);
+        assert_eq!(p.side().rows(), 5);
         let mut m = Model::new(&p, &Device::Cpu).unwrap();
         assert_eq!(p.param_count(), m.param_count() as u64);
         let st = m

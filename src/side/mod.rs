@@ -25,7 +25,6 @@ pub mod sse;
 pub mod stats;
 
 use crate::layout::Layout;
-use crate::preset::Preset;
 use history::History;
 use matcher::{len_bucket, Matcher, LEN_BUCKETS};
 use stats::{log2q, Seen, Stats, CANDIDATES};
@@ -47,6 +46,75 @@ pub(crate) fn prefetch<T>(v: &T) {
 
 /// Confidence features per context order.
 const ORDER_CONF: usize = 4;
+
+/// The side models of a frame, as the side models see them: built from the
+/// frame's preset by `Preset::side`, so this module needs nothing of the
+/// preset's, and owns the accounting of its rows, features and memory.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Config {
+    /// The contexts of the statistics, in header order.
+    pub contexts: Vec<Context>,
+    /// log2 of the statistics' slots.
+    pub stats_bits: u32,
+    /// Minimum lengths of the match model's short and long matches (0: none).
+    pub match_short: u32,
+    pub match_long: u32,
+    /// log2 of each match table's entries.
+    pub match_bits: u32,
+    /// Bytes of a segment (the history's size).
+    pub segment: usize,
+    /// Whether [`SideInputs::seen`] is kept (for the SSE stage's counts).
+    pub sse_counts: bool,
+}
+
+impl Config {
+    fn matching(&self) -> bool {
+        self.match_short > 0 || self.match_long > 0
+    }
+
+    /// Whether there are side models at all (every preset but `paper`).
+    pub fn any(&self) -> bool {
+        self.matching() || !self.contexts.is_empty()
+    }
+
+    /// Predictions per lane: the match model and each context (0 without
+    /// side models).
+    pub fn sources(&self) -> usize {
+        usize::from(self.matching()) + self.contexts.len()
+    }
+
+    /// Score rows per lane: the match model's one-hot, and for each context
+    /// the candidates it has seen (1 each) and their counts (log2), so the
+    /// network can weigh having seen a byte at all apart from how often.
+    pub fn rows(&self) -> usize {
+        usize::from(self.matching()) + 2 * self.contexts.len()
+    }
+
+    /// Confidence features per lane.
+    pub fn conf_width(&self) -> usize {
+        let m = if self.matching() {
+            LEN_BUCKETS.len()
+        } else {
+            0
+        };
+        m + ORDER_CONF * self.contexts.len()
+    }
+
+    /// Bytes the side models allocate.
+    pub fn memory(&self) -> u64 {
+        if !self.any() {
+            return 0;
+        }
+        let mut m = History::size(self.segment) as u64;
+        if self.matching() {
+            m += 8u64 << self.match_bits.min(40);
+        }
+        if !self.contexts.is_empty() {
+            m += 32u64 << self.stats_bits.min(40);
+        }
+        m
+    }
+}
 
 /// A context of the statistics: what of a lane's past selects a slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,17 +138,6 @@ impl Context {
         (Context::WordPair, "pair", 9),
         (Context::Sparse, "sparse", 10),
     ];
-
-    /// The contexts `p` asks for, in header order.
-    pub fn of(p: &Preset) -> Vec<Context> {
-        let mut v: Vec<Context> = p.orders.iter().map(|&k| Context::Order(k)).collect();
-        for (c, name, _) in Self::EXTRA {
-            if p.contexts.iter().any(|n| n == name) {
-                v.push(c);
-            }
-        }
-        v
-    }
 
     fn tag(self) -> u32 {
         match self {
@@ -227,60 +284,23 @@ pub struct Side {
 }
 
 impl Side {
-    /// The side models `p` asks for, or None for the pure network.
-    pub fn new(p: &Preset) -> Option<Self> {
-        if !p.has_side_models() {
+    /// The side models `c` asks for, or None for the pure network.
+    pub fn new(c: &Config) -> Option<Self> {
+        if !c.any() {
             return None;
         }
         Some(Self {
-            hist: History::new(p.segment as usize),
-            matcher: (p.match_short > 0 || p.match_long > 0)
-                .then(|| Matcher::new(p.match_short as usize, p.match_long as usize, p.match_bits)),
-            stats: (!Context::of(p).is_empty()).then(|| Stats::new(p.stats_bits)),
-            contexts: Context::of(p),
+            hist: History::new(c.segment),
+            matcher: c
+                .matching()
+                .then(|| Matcher::new(c.match_short as usize, c.match_long as usize, c.match_bits)),
+            stats: (!c.contexts.is_empty()).then(|| Stats::new(c.stats_bits)),
+            contexts: c.contexts.clone(),
             past: Vec::new(),
             lanes: 0,
             matches: Vec::new(),
-            keep_seen: p.sse_counts,
+            keep_seen: c.sse_counts,
         })
-    }
-
-    /// Predictions per lane for `p`: the match model and each context (0
-    /// without side models).
-    pub fn sources(p: &Preset) -> usize {
-        usize::from(p.match_short > 0 || p.match_long > 0) + Context::of(p).len()
-    }
-
-    /// Score rows per lane for `p`: the match model's one-hot, and for each
-    /// context the candidates it has seen (1 each) and their counts (log2),
-    /// so the network can weigh having seen a byte at all apart from how often.
-    pub fn rows(p: &Preset) -> usize {
-        usize::from(p.match_short > 0 || p.match_long > 0) + 2 * Context::of(p).len()
-    }
-
-    /// Confidence features per lane for `p`.
-    pub fn conf_width(p: &Preset) -> usize {
-        let m = if p.match_short > 0 || p.match_long > 0 {
-            LEN_BUCKETS.len()
-        } else {
-            0
-        };
-        m + ORDER_CONF * Context::of(p).len()
-    }
-
-    /// Bytes the side models of `p` allocate.
-    pub fn memory(p: &Preset) -> u64 {
-        if !p.has_side_models() {
-            return 0;
-        }
-        let mut m = History::size(p.segment as usize) as u64;
-        if p.match_short > 0 || p.match_long > 0 {
-            m += 8u64 << p.match_bits.min(40);
-        }
-        if !Context::of(p).is_empty() {
-            m += 32u64 << p.stats_bits.min(40);
-        }
-        m
     }
 
     pub fn begin_segment(&mut self, lay: &Layout) {
@@ -430,14 +450,5 @@ mod tests {
         );
         assert_eq!(past(b"abcdef").key(Context::Order(2)), 0x6566);
         assert_eq!(past(b"abcdef").key(Context::Sparse), 0x6465);
-    }
-
-    #[test]
-    fn header_names_every_context() {
-        let mut p = Preset::load("default").unwrap();
-        p.contexts = vec!["word".into(), "sparse".into()];
-        let c = Context::of(&p);
-        assert_eq!(c.len(), p.orders.len() + 2);
-        assert_eq!(Side::rows(&p), 1 + 2 * c.len());
     }
 }

@@ -606,11 +606,11 @@ mod tests {
     use super::super::Model;
     use crate::preset::{GlobalRead, Preset};
     use crate::rng::SplitMix64;
-    use crate::side::{Scores, Side, SideInputs};
+    use crate::side::{Scores, SideInputs};
     use candle_core::Device;
 
     fn side_inputs(b: usize, p: &Preset, g: &mut SplitMix64) -> SideInputs {
-        let (rows, conf, sources) = (Side::rows(p), Side::conf_width(p), Side::sources(p));
+        let (rows, conf, sources) = (p.side().rows(), p.side().conf_width(), p.side().sources());
         let dense: Vec<f32> = (0..b * rows * 256)
             .map(|_| match g.next_u64() % 16 {
                 0 => 1.5,
@@ -645,7 +645,7 @@ mod tests {
         let mut host = Model::with_step(p, &dev, true).unwrap();
         let (b, t) = (p.lanes as usize, p.context as usize);
         let mut g = SplitMix64::new(7);
-        let sided = Side::rows(p) > 0;
+        let sided = p.side().rows() > 0;
         for step in 0..steps {
             let ctx: Vec<u8> = (0..b * t)
                 .map(|_| b'a' + (g.next_u64() % 9) as u8)

@@ -31,6 +31,8 @@
 //! A segment of `seg_len` bytes is cut into `lanes` lanes of `seg_len / lanes`
 //! bytes; the remaining `seg_len % lanes` bytes are the tail, stored as they are.
 
+mod params;
+
 use crate::error::{Error, Result};
 use crate::preset::Preset;
 use std::io::{Read, Write};
