@@ -29,15 +29,6 @@ impl Precision {
     /// Format v3: tables total 2^24, a 40-bit range.
     pub const V3: Self = Self(24);
 
-    /// The precision of format `version`.
-    pub fn of_version(version: u8) -> Self {
-        if version >= 3 {
-            Self::V3
-        } else {
-            Self::V2
-        }
-    }
-
     /// log2 of a table's total.
     pub const fn bits(self) -> u32 {
         self.0

@@ -116,6 +116,7 @@ mod math;
 mod model;
 mod par;
 mod parallel;
+mod plan;
 mod predictor;
 mod preset;
 mod rng;
@@ -125,13 +126,14 @@ mod simd;
 pub use decoder::{decompress, scan, Decoder, StreamInfo};
 pub use device::Device;
 pub use encoder::{compress, Encoder};
-pub use engine::{Limits, DEFAULT_MEMORY_LIMIT, MAX_KERNEL_THREADS};
+pub use engine::{Limits, DEFAULT_MEMORY_LIMIT};
 pub use error::{Error, Result};
 pub use format::MAGIC;
 pub use parallel::{
     compress_parallel, decode_workers, decompress_frames, frames, FrameInfo, Parallel,
     DEFAULT_BLOCK_SIZE,
 };
+pub use plan::MAX_KERNEL_THREADS;
 pub use preset::{GlobalRead, Preset};
 
 /// Not part of fade's API: what fade's own benchmarks (`benches/`), fuzz

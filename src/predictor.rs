@@ -11,6 +11,8 @@ use crate::coder::{cdf_from_floors, quantize, Cdf, Precision};
 use crate::error::{model_error, Error, Result};
 use crate::layout::Layout;
 use crate::model::{Model, Step};
+use crate::plan::Plan;
+pub use crate::plan::Quantiser;
 use crate::preset::Preset;
 use crate::rng::SplitMix64;
 use crate::side::sse::{Hint, Sse};
@@ -19,28 +21,6 @@ use candle_core::Device;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use std::sync::Arc;
 use xxhash_rust::xxh3::Xxh3;
-
-/// Where a step's probabilities become integer tables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quantiser {
-    /// The coder quantises the logits ([`quantize`]): bit-exact on any
-    /// CPU, the format of files made on the CPU.
-    Host,
-    /// The model's device computes the floors ([`Step::floors`]) and the coder
-    /// threads only add them up ([`cdf_from_floors`]). Used with a GPU model.
-    Device,
-}
-
-impl Quantiser {
-    /// The quantiser a model on `dev` uses.
-    pub fn for_device(dev: &Device) -> Self {
-        if dev.is_cpu() {
-            Self::Host
-        } else {
-            Self::Device
-        }
-    }
-}
 
 /// One step's probabilities for every lane, as the coder receives them, and
 /// the precision of the tables made of them.
@@ -80,10 +60,6 @@ impl Tables {
         }
     }
 }
-
-/// Lanes x features of the smallest step whose kernels are split over
-/// threads (see [`Predictor::new`]).
-pub const MIN_SPLIT_STEP: usize = 8192;
 
 /// The side models, run on the model's thread or on one of their own.
 enum Sides {
@@ -162,46 +138,27 @@ pub struct Predictor {
     sse: Option<Box<Sse>>,
     /// Context length T (the last byte of a lane's context row is its last byte).
     context: usize,
-    /// The precision of the tables: the frame's format version's.
-    prec: Precision,
+    /// The frame's decisions (precision, quantiser, threads).
+    plan: Plan,
 }
 
 impl Predictor {
-    /// A fresh predictor for `p` on `dev` (weights from `p.seed`), its CPU
-    /// kernels split over up to `threads` threads (the output is the same for
-    /// any number).
-    ///
-    /// A small step stays on one thread: below [`MIN_SPLIT_STEP`] lanes x
-    /// features a step's kernels are too short to share. Measured with `fade
-    /// bench` on the 128 KiB set (2 cores, same build, `-T 1` against two
-    /// threads): the fast preset (64 lanes x 64 features there) was 3%
-    /// slower on two threads, the default (x 128) 2% / 10% faster, strong
-    /// (x 256) 18% / 23% faster.
-    pub fn new(p: &Preset, dev: &Device, threads: usize) -> Result<Self> {
-        let mut pred = Self::with_quantiser(p, dev, Quantiser::for_device(dev))?;
-        if dev.is_cpu() && p.lanes as usize * p.features() >= MIN_SPLIT_STEP {
-            pred.pool = Arc::new(crate::par::Pool::new(threads));
-        }
-        if threads > 1 {
-            if let Sides::Inline(side) = std::mem::replace(&mut pred.side, Sides::None) {
-                pred.side = Sides::Thread(SideThread::start(*side)?);
-            }
-        }
-        Ok(pred)
-    }
-
-    /// A predictor whose tables are built by `quantiser` (tests run the
-    /// device quantiser on the CPU).
-    pub(crate) fn with_quantiser(p: &Preset, dev: &Device, quantiser: Quantiser) -> Result<Self> {
+    /// A fresh predictor for `p` on `dev` (weights from `p.seed`), as `plan`
+    /// says: its tables' precision and quantiser, the step that runs the
+    /// model, its kernels' threads and the side models' thread. The output
+    /// is the same for any number of threads.
+    pub fn new(p: &Preset, dev: &Device, plan: Plan) -> Result<Self> {
+        let side = match Side::new(&p.side()) {
+            Some(s) if plan.side_thread => Sides::Thread(SideThread::start(s)?),
+            Some(s) => Sides::Inline(Box::new(s)),
+            None => Sides::None,
+        };
         Ok(Self {
-            model: Model::new(p, dev).map_err(model_error)?,
-            side: match Side::new(&p.side()) {
-                Some(s) => Sides::Inline(Box::new(s)),
-                None => Sides::None,
-            },
-            quantiser,
+            model: Model::with_step(p, dev, plan.host_step).map_err(model_error)?,
+            side,
+            quantiser: plan.quantiser,
             pending: None,
-            pool: Arc::new(crate::par::Pool::new(1)),
+            pool: Arc::new(crate::par::Pool::new(plan.kernel_threads)),
             sse: p.sse.then(|| {
                 let contexts = if p.sse_counts {
                     p.side().contexts.len()
@@ -211,7 +168,7 @@ impl Predictor {
                 Box::new(Sse::new(contexts))
             }),
             context: p.context as usize,
-            prec: Precision::V3,
+            plan,
         })
     }
 
@@ -222,16 +179,14 @@ impl Predictor {
         self.pool.clone()
     }
 
-    /// The predictor, its tables of precision `prec` (a frame's format
-    /// version's; [`Precision::V3`] unless told).
-    pub fn with_precision(mut self, prec: Precision) -> Self {
-        self.prec = prec;
-        self
+    /// The plan it was built with.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// The precision of its tables.
     pub fn precision(&self) -> Precision {
-        self.prec
+        self.plan.precision
     }
 
     /// Splits the model's kernels (and a decoder's tables) over `threads`.
@@ -287,17 +242,18 @@ impl Predictor {
                 let mut hints = hints;
                 hints.resize(last.len(), Hint::default());
                 let mut cdfs = vec![[0u32; 257]; last.len()];
-                self.pool
-                    .run(|| sse.refine(&logits, &last, &hints, seen, self.prec, &mut cdfs));
+                self.pool.run(|| {
+                    sse.refine(&logits, &last, &hints, seen, self.plan.precision, &mut cdfs)
+                });
                 Probs::Cdfs(cdfs)
             }
             (Quantiser::Host, None) => Probs::Logits(step.logits().map_err(model_error)?),
             (Quantiser::Device, None) => {
-                Probs::Floors(step.floors(self.prec).map_err(model_error)?)
+                Probs::Floors(step.floors(self.plan.precision).map_err(model_error)?)
             }
         };
         self.pending = Some(step);
-        Ok(Arc::new(Tables(probs, self.prec)))
+        Ok(Arc::new(Tables(probs, self.plan.precision)))
     }
 
     /// Learns the true bytes of the step predicted last (one per lane).
@@ -329,9 +285,10 @@ impl Predictor {
     /// smaller), so a machine that would compute any part of a step
     /// differently is refused before any work with "device mismatch", never
     /// mid-file with "corrupt data".
-    pub fn fingerprint(p: &Preset, dev: &Device, prec: Precision) -> Result<u64> {
+    pub fn fingerprint(p: &Preset, dev: &Device, version: u8) -> Result<u64> {
         let canary = p.canary();
-        let mut pred = Predictor::new(&canary, dev, 1)?.with_precision(prec);
+        let plan = Plan::new(&canary, version, dev, 1);
+        let mut pred = Predictor::new(&canary, dev, plan)?;
         let (b, t) = (canary.lanes as usize, canary.context as usize);
         pred.begin_segment(&Layout::new(b * 3, b, t))?;
         let mut g = SplitMix64::new(0xFADE_F1A6);
@@ -377,7 +334,8 @@ mod tests {
         p.match_long = 8;
         p.match_bits = 12;
         let run = |threads: usize| -> Vec<Cdf> {
-            let mut pred = Predictor::new(&p, &Device::Cpu, threads).unwrap();
+            let plan = Plan::new(&p, crate::format::VERSION, &Device::Cpu, threads);
+            let mut pred = Predictor::new(&p, &Device::Cpu, plan).unwrap();
             assert_eq!(matches!(pred.side, Sides::Thread(_)), threads > 1);
             let mut g = SplitMix64::new(5);
             let mut out = Vec::new();

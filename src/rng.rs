@@ -3,7 +3,7 @@
 //! The decoder must start from exactly the same weights as the encoder, in every
 //! future version of fade, so the generator is part of the file format: it must
 //! never change with a dependency upgrade. candle's CPU generator cannot be seeded
-//! at all (BRIEF §2b). SplitMix64 plus Box–Muller in f64 is small, fast, well
+//! at all. SplitMix64 plus Box–Muller in f64 is small, fast, well
 //! studied and fully specified here.
 
 /// SplitMix64 (Steele, Lea, Flood 2014).

@@ -20,6 +20,7 @@ use super::{compress_member, decompress_frame, FrameSpan, Limits, Summary};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::format;
+use crate::plan::{kernel_threads, resolve_threads};
 use crate::preset::Preset;
 use crossbeam_channel::{bounded, select, unbounded, Receiver};
 use std::io::{Read, Write};
@@ -54,21 +55,6 @@ impl Parallel {
             block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE).max(1),
         }
     }
-}
-
-/// The thread policy: 0 means every core the process may use.
-pub fn resolve_threads(n: usize) -> usize {
-    if n > 0 {
-        return n;
-    }
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Threads for each model's kernels when `threads` threads are shared by
-/// `models` models running at once: the threads left over once every model
-/// has one (`Limits::with_threads` caps them).
-pub fn kernel_threads(threads: usize, models: usize) -> usize {
-    (threads / models.max(1)).max(1)
 }
 
 /// Compresses `input` in blocks of `par.block_size`, each its own frame, on

@@ -132,8 +132,8 @@ pub fn decode(
     out: &mut [u8],
     progress: &mut dyn FnMut(u64),
 ) -> Result<()> {
-    let shared = streams.len() == 1;
-    if !shared && streams.len() != lay.lanes {
+    let shared = pred.plan().shared_stream;
+    if streams.len() != if shared { 1 } else { lay.lanes } {
         return Err(Error::Internal("one stream, or one per lane"));
     }
     let prec = pred.precision();
@@ -182,9 +182,18 @@ mod tests {
         (lay, data)
     }
 
+    /// The plan of a frame of `version` on the CPU, with tables built by
+    /// `q` (tests run the device quantiser on the CPU).
+    fn plan(p: &Preset, version: u8, q: Quantiser) -> crate::plan::Plan {
+        crate::plan::Plan {
+            quantiser: q,
+            ..crate::plan::Plan::new(p, version, &Device::Cpu, 1)
+        }
+    }
+
     /// The stream of `data`, coded by a fresh model.
     fn stream(p: &Preset, lay: Layout, data: &[u8], q: Quantiser) -> Vec<u8> {
-        let mut m = Predictor::with_quantiser(p, &Device::Cpu, q).unwrap();
+        let mut m = Predictor::new(p, &Device::Cpu, plan(p, 3, q)).unwrap();
         encode(&mut m, lay, data, &mut |_| {}).unwrap()
     }
 
@@ -199,9 +208,8 @@ mod tests {
         prec: Precision,
     ) {
         for threads in [1, 3] {
-            let mut m = Predictor::with_quantiser(p, &Device::Cpu, q)
-                .unwrap()
-                .with_precision(prec);
+            let version = if prec == Precision::V2 { 2 } else { 3 };
+            let mut m = Predictor::new(p, &Device::Cpu, plan(p, version, q)).unwrap();
             let mut out = vec![0u8; lay.body()];
             m.pool_for_tests(threads);
             decode(&mut m, lay, s, &mut out, &mut |_| {}).unwrap();
@@ -224,9 +232,7 @@ mod tests {
         let one = stream(&p, lay, &data, q);
         assert_decodes(&p, lay, &data, std::slice::from_ref(&one), q, Precision::V3);
         let v2 = Precision::V2;
-        let mut m = Predictor::with_quantiser(&p, &Device::Cpu, q)
-            .unwrap()
-            .with_precision(v2);
+        let mut m = Predictor::new(&p, &Device::Cpu, plan(&p, 2, q)).unwrap();
         let mut enc: Vec<Encoder> = (0..lay.lanes).map(|_| Encoder::new(v2)).collect();
         let mut cdf: Cdf = [0; 257];
         let mut t = 0;

@@ -16,10 +16,10 @@ pub mod blocks;
 pub mod lanes;
 pub mod sequence;
 
-use crate::coder::Precision;
 use crate::error::{Error, Result};
 use crate::filter;
 use crate::format::{self, Block, BlockHead, DeviceClass, FrameHeader, Index, Item};
+use crate::plan::{resolve_threads, Plan, MAX_KERNEL_THREADS};
 use crate::predictor::Predictor;
 use crate::preset::Preset;
 use candle_core::Device;
@@ -32,7 +32,7 @@ use xxhash_rust::xxh3::Xxh3;
 /// The fingerprint of `p`'s arithmetic on `device`, with the tables of
 /// format `version` (see `Predictor::fingerprint`).
 pub fn fingerprint(p: &Preset, device: &Device, version: u8) -> Result<u64> {
-    Predictor::fingerprint(p, device, Precision::of_version(version))
+    Predictor::fingerprint(p, device, version)
 }
 
 /// The fingerprints of the built-in presets' canaries (identifier, format
@@ -98,12 +98,6 @@ pub struct Limits {
     pub threads: usize,
 }
 
-/// Most threads one model's kernels are split over. A step's products are
-/// small (256 lanes by a few hundred features); two threads took a 1 MiB
-/// default-preset compression from 65.9 s to 51.4 s on a 2-core machine,
-/// and wider splits are untested, so they stop at 4.
-pub const MAX_KERNEL_THREADS: usize = 4;
-
 impl Default for Limits {
     fn default() -> Self {
         Self {
@@ -118,7 +112,7 @@ impl Limits {
     /// threads (0: one per core), capped at [`MAX_KERNEL_THREADS`].
     pub fn with_threads(self, threads: usize) -> Self {
         Self {
-            threads: blocks::resolve_threads(threads).min(MAX_KERNEL_THREADS),
+            threads: resolve_threads(threads).min(MAX_KERNEL_THREADS),
             ..self
         }
     }
@@ -146,14 +140,6 @@ impl Limits {
             });
         }
         Ok(())
-    }
-}
-
-fn device_class(dev: &Device) -> DeviceClass {
-    if dev.is_cuda() {
-        DeviceClass::Cuda
-    } else {
-        DeviceClass::Cpu
     }
 }
 
@@ -203,17 +189,18 @@ impl<W: Write> Compressor<W> {
             .map_err(Error::Preset)?;
         // The canary first: it is dropped before the real model is built,
         // so the two never take memory at the same time.
+        let plan = Plan::new(preset, format::VERSION, device, limits.threads);
         let header = FrameHeader {
-            version: format::VERSION,
+            version: plan.version,
             preset: preset.clone(),
             content_check: true,
-            device: device_class(device),
+            device: plan.device,
             fingerprint: fingerprint(preset, device, format::VERSION)?,
             content_size,
             x86,
             member,
         };
-        let predictor = Predictor::new(preset, device, limits.threads)?;
+        let predictor = Predictor::new(preset, device, plan)?;
         header.write(&mut out)?;
         Ok(Self {
             out,
@@ -609,11 +596,12 @@ fn mismatch(this: DeviceClass, writer: DeviceClass) -> Error {
 /// Decodes the blocks of one frame, a segment at a time.
 pub struct FrameDecoder {
     header: FrameHeader,
+    /// The frame's decisions, from its header, the device and the limits.
+    plan: Plan,
     /// Built when the first block's head has passed its checksum, so a
     /// valid header over damaged blocks costs no model.
     predictor: Option<Predictor>,
     device: Device,
-    threads: usize,
     hasher: Xxh3,
     total: u64,
 }
@@ -627,19 +615,19 @@ impl FrameDecoder {
     pub fn new(header: FrameHeader, device: &Device, limits: &Limits) -> Result<Self> {
         let p = &header.preset;
         limits.check(p)?;
-        let class = device_class(device);
-        let known = match class {
+        let plan = Plan::new(p, header.version, device, limits.threads);
+        let known = match plan.device {
             DeviceClass::Cpu => known_fingerprint(p, header.version),
             DeviceClass::Cuda => None,
         };
-        if class != header.device || known.is_some_and(|k| k != header.fingerprint) {
-            return Err(mismatch(class, header.device));
+        if plan.device != header.device || known.is_some_and(|k| k != header.fingerprint) {
+            return Err(mismatch(plan.device, header.device));
         }
         Ok(Self {
             header,
+            plan,
             predictor: None,
             device: device.clone(),
-            threads: limits.threads,
             hasher: Xxh3::new(),
             total: 0,
         })
@@ -652,11 +640,9 @@ impl FrameDecoder {
         if self.predictor.is_none() {
             let h = &self.header;
             if fingerprint(&h.preset, &self.device, h.version)? != h.fingerprint {
-                return Err(mismatch(device_class(&self.device), h.device));
+                return Err(mismatch(self.plan.device, h.device));
             }
-            let prec = Precision::of_version(h.version);
-            let pred = Predictor::new(&h.preset, &self.device, self.threads)?;
-            self.predictor = Some(pred.with_precision(prec));
+            self.predictor = Some(Predictor::new(&h.preset, &self.device, self.plan)?);
         }
         Ok(self.predictor.as_mut().expect("built above"))
     }

@@ -6,11 +6,11 @@
 //! header  = magic[4] = 89 'F' 'D' 'E'   (non-text first byte, like PNG)
 //!           version u8 = 3 (or 2)
 //!           flags u8                     bit 0: content checksum present (required); bit 1:
-//!                                        built-in preset by level; bit 2: content size present;
+//!                                        built-in preset by identifier; bit 2: content size present;
 //!                                        bit 3: blocks hold the content through the x86 filter;
 //!                                        bit 4: the frame is a member of a sequence
 //!           params_len varint
-//!           params[params_len]           preset (every value, Preset::write_to; or level u8,
+//!           params[params_len]           preset (every value, Preset::write_to; or identifier u8,
 //!                                        lanes varint, stats_bits u8, match_bits u8,
 //!                                        xxh32 of every value), device class u8,
 //!                                        arithmetic fingerprint u64, [content size varint],
@@ -33,6 +33,7 @@
 
 mod params;
 
+use crate::coder::Precision;
 use crate::error::{Error, Result};
 use crate::preset::Preset;
 use std::io::{Read, Write};
@@ -46,8 +47,34 @@ pub const VERSION: u8 = 3;
 /// its own range-coder stream, with a length each; version 3 codes all of
 /// them into one (see [`BLOCK_CODED`]).
 pub const OLDEST_VERSION: u8 = 2;
+
+/// What a format version means to the coder: the one place that maps a
+/// version onto its differences (read by `crate::plan::Plan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionTraits {
+    /// Precision of the tables and the range coder.
+    pub precision: Precision,
+    /// Whether a model-coded block holds one stream for all lanes (block
+    /// kind [`BLOCK_CODED`]) or one per lane ([`BLOCK_MODEL`]).
+    pub shared_stream: bool,
+}
+
+/// The traits of `version` ([`OLDEST_VERSION`] to [`VERSION`]: a header of
+/// any other version is refused before this is asked).
+pub fn version_traits(version: u8) -> VersionTraits {
+    match version {
+        2 => VersionTraits {
+            precision: Precision::V2,
+            shared_stream: false,
+        },
+        _ => VersionTraits {
+            precision: Precision::V3,
+            shared_stream: true,
+        },
+    }
+}
 const FLAG_CONTENT_CHECK: u8 = 1;
-/// `params` names a built-in preset by its level instead of listing every value.
+/// `params` names a built-in preset by its identifier instead of listing every value.
 const FLAG_BUILTIN: u8 = 2;
 /// `params` ends with the content length.
 const FLAG_CONTENT_SIZE: u8 = 4;
@@ -604,7 +631,7 @@ pub fn read_block_head(r: &mut impl Read, h: &FrameHeader) -> Result<BlockHead> 
         }
         BLOCK_MODEL | BLOCK_CODED | BLOCK_STORED => {
             // Each version has its own kind of model-coded block.
-            let model = if h.version >= 3 {
+            let model = if version_traits(h.version).shared_stream {
                 BLOCK_CODED
             } else {
                 BLOCK_MODEL

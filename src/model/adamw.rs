@@ -1,8 +1,8 @@
 //! AdamW as one fused, in-place op per parameter.
 //!
 //! Written with candle's tensor ops, AdamW costs about a dozen full passes and
-//! allocations per parameter per step, which dominated a training step on CPU
-//! (BRIEF §2b). Here it is one pass over plain slices, in a fixed element order,
+//! allocations per parameter per step, which dominated a training step on CPU.
+//! Here it is one pass over plain slices, in a fixed element order,
 //! so both sides of the codec compute bit-identical weights.
 //!
 //! On other devices (CUDA) the same update runs as tensor ops with the moments
@@ -215,7 +215,7 @@ impl AdamW {
     }
 
     /// One optimizer step. A parameter without gradient is an error: it would mean
-    /// a graph op silently dropped it (BRIEF §2b).
+    /// a graph op silently dropped it.
     pub fn step(
         &mut self,
         vars: &[(String, Var)],

@@ -1,6 +1,7 @@
 //! Parameters and the small building blocks of the model.
 //!
-//! Only ops whose gradients candle really computes are used (BRIEF §2b): layer
+//! Only ops whose gradients candle really computes are used (some of its fused
+//! ops have none, and a parameter behind one would silently never learn): layer
 //! norm is written out from basic ops instead of candle's fused one, softmax is
 //! `candle_nn::ops::softmax`, and the depthwise convolution is three shifted
 //! slices instead of candle's conv1d.
