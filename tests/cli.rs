@@ -393,7 +393,8 @@ fn level_flags_pick_steps_of_the_preset_ladder() {
         );
         assert_eq!(ok(fade(&["-dc", p])), data, "{form:?}");
     }
-    fails_with(&fade(&["-7", "-c", name]), "levels are 1 to 5");
+    // Level 0 is refused; levels above 5 clamp (tests/habits.rs).
+    fails_with(&fade(&["-0", "-c", name]), "levels are 1 to 5");
     // After `--`, "-1" is a file name, not a level.
     fails_with(&fade(&["-c", "--", "-1"]), "-1");
 }

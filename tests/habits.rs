@@ -129,12 +129,22 @@ fn recursive_codes_every_file_under_a_directory() {
     for (p, d) in &files {
         std::fs::write(p, d).unwrap();
     }
-    // Symbolic links inside the tree are not followed.
+    // Symbolic links inside the tree are not followed: each is skipped with
+    // a one-line warning (none with -q).
     let outside = dir.path().join("outside");
     std::fs::write(&outside, b"not under the tree").unwrap();
     std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
     std::os::unix::fs::symlink(&sub, root.join("dirlink")).unwrap();
-    ok(fade(&["-q", "-r", "-p", &tiny(), s(&root)]));
+    let out = fade(&["-r", "-p", &tiny(), s(&root)]);
+    let warned = String::from_utf8_lossy(&out.stderr).to_string();
+    ok(out);
+    for link in ["dirlink", "link"] {
+        let want = format!(
+            "fade: warning: {}: skipping symbolic link",
+            root.join(link).display()
+        );
+        assert!(warned.lines().any(|l| l == want), "{warned:?} lacks {want}");
+    }
     for (p, _) in &files {
         assert!(p.exists(), "{} kept", p.display());
         assert!(Path::new(&format!("{}.fade", p.display())).exists());
@@ -146,10 +156,12 @@ fn recursive_codes_every_file_under_a_directory() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
     assert!(!root.join("x.fade.fade").exists());
-    // -t, -l and -d with -r take every FILE.fade.
-    ok(fade(&["-t", "-r", s(&root)]));
-    let listing = String::from_utf8(ok(fade(&["-l", "-r", s(&root)]))).unwrap();
-    assert_eq!(listing.lines().count(), 3, "{listing}");
+    // -t, -l and -d with -r take every FILE.fade (-l ends with a totals row).
+    let quiet = fade(&["-q", "-t", "-r", s(&root)]);
+    assert!(quiet.stderr.is_empty(), "-q warns");
+    ok(quiet);
+    let listing = String::from_utf8(ok(fade(&["-q", "-l", "-r", s(&root)]))).unwrap();
+    assert_eq!(listing.lines().count(), 4, "{listing}");
     for (p, _) in &files {
         std::fs::remove_file(p).unwrap();
     }
@@ -192,11 +204,6 @@ fn level_flags_attach_and_combine() {
         assert_eq!(preset_of(&packed), want, "{form:?}");
         assert_eq!(ok(fade_stdin(&["-dc"], &packed)), data, "{form:?}");
     }
-    // --best is the strongest built-in level (the paper preset): an empty
-    // input keeps it quick.
-    let packed = ok(fade_stdin(&["--best", "-c"], b""));
-    assert_eq!(preset_of(&packed), "paper");
-    fails_with(&fade(&["-19", "-c", name]), "levels are 1 to 5");
     fails_with(&fade(&["-c0", name]), "no level 0");
     // `-d -c`, `-dc` and `-cd` are the same.
     let packed = dir.path().join("a.fade");
@@ -296,4 +303,116 @@ fn usage_errors_are_one_line_with_a_hint_and_exit_1() {
     for flag in ["--output", "--recursive", "--fast", "--best"] {
         assert!(help.contains(flag), "--help lacks {flag}");
     }
+}
+
+#[test]
+fn best_and_levels_above_5_stay_practical_on_a_cpu() {
+    // Empty inputs keep the strong preset quick.
+    let level = |args: &[&str]| {
+        let out = fade_stdin(args, b"");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        (preset_of(&ok(out)), err)
+    };
+    // --best is the strongest level practical on a CPU (strong), not paper.
+    assert_eq!(level(&["--best", "-c"]), ("strong".into(), String::new()));
+    assert_eq!(level(&["--best", "-c", "--device=cpu"]).0, "strong");
+    // paper stays reachable by name and by -5.
+    assert_eq!(level(&["-5", "-c"]).0, "paper");
+    assert_eq!(level(&["-p", "paper", "-c"]).0, "paper");
+    // Above 5, as zstd's -19: level 4 with a one-line warning, none with -q.
+    for (args, n) in [
+        (&["-19", "-c"][..], 19),
+        (&["-c9"], 9),
+        (&["-6", "-c"], 6),
+        (&["-p", "9", "-c"], 9),
+        (&["--preset=19", "-c"], 19),
+    ] {
+        let want = format!(
+            "fade: warning: level {n} is above the strongest practical level; using 4 (strong)\n"
+        );
+        assert_eq!(level(args), ("strong".into(), want), "{args:?}");
+        let mut q = args.to_vec();
+        q.push("-q");
+        assert_eq!(level(&q), ("strong".into(), String::new()), "{args:?}");
+    }
+    // zstd's --fast=N: every N >= 1 is level 1.
+    assert_eq!(level(&["--fast=3", "-c"]).0, "fast");
+    assert_eq!(level(&["--fast=1", "-c"]).0, "fast");
+    // Level 0 stays an error.
+    fails_with(&fade_stdin(&["-0", "-c"], b""), "no level 0");
+    fails_with(&fade_stdin(&["-p", "0", "-c"], b""), "no level 0");
+}
+
+#[test]
+fn every_help_page_fits_80_columns_and_shows_the_levels() {
+    let pages: [&[&str]; 9] = [
+        &["--help"],
+        &["-h"],
+        &["compress", "--help"],
+        &["decompress", "--help"],
+        &["test", "--help"],
+        &["list", "-h"],
+        &["bench", "--help"],
+        &["help"],
+        &["help", "compress"],
+    ];
+    for page in pages {
+        let text = String::from_utf8(ok(fade(page))).unwrap();
+        for line in text.lines() {
+            assert!(line.chars().count() <= 80, "{page:?}: {line:?}");
+        }
+        for flag in ["Levels (", "-1, --fast[=N]", "-4, --best", "-5 "] {
+            assert!(text.contains(flag), "{page:?} lacks {flag:?}");
+        }
+    }
+}
+
+#[test]
+fn list_of_several_files_ends_with_a_totals_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    std::fs::write(&a, lines(2000)).unwrap();
+    std::fs::write(&b, lines(700)).unwrap();
+    ok(fade(&["-q", "-p", &tiny(), s(&a), s(&b)]));
+    let (pa, pb) = (dir.path().join("a.fade"), dir.path().join("b.fade"));
+    let listing = String::from_utf8(ok(fade(&["-l", s(&pa), s(&pb)]))).unwrap();
+    let rows: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "{listing}");
+    let num = |r: &[&str], i: usize| r[i].parse::<u64>().unwrap();
+    let total = &rows[3];
+    assert_eq!(total[0], "total", "{listing}");
+    assert_eq!(num(total, 1), num(&rows[1], 1) + num(&rows[2], 1));
+    assert_eq!(num(total, 2), 2700);
+    assert_eq!(num(total, 4), 2);
+    let ratio = 2700.0 / num(total, 1) as f64;
+    assert_eq!(total[3], format!("{ratio:.3}"), "{listing}");
+    assert_eq!(total[6..], ["2", "files"]);
+    // One file: no totals row.
+    let one = String::from_utf8(ok(fade(&["-l", s(&pa)]))).unwrap();
+    assert_eq!(one.lines().count(), 2, "{one}");
+}
+
+#[test]
+fn errors_name_what_the_user_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("dir");
+    std::fs::create_dir(&sub).unwrap();
+    // A directory operand is a directory, not a file with an unknown suffix.
+    for args in [
+        &["-d", s(&sub)][..],
+        &["decompress", s(&sub)],
+        &["-t", s(&sub)],
+    ] {
+        fails_with(&fade(args), &format!("{}: is a directory", sub.display()));
+    }
+    // An output in a missing directory is named as given, never by the
+    // temporary name fade writes first.
+    let input = dir.path().join("in");
+    std::fs::write(&input, lines(300)).unwrap();
+    let out = fade(&["-p", &tiny(), "-o", "/nonexistent/x.fade", s(&input)]);
+    fails_with(&out, "cannot write /nonexistent/x.fade: No such file");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(".fade-"));
 }

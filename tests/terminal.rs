@@ -1,4 +1,5 @@
 //! What the terminal shows: the `-v` summary line per file in zstd's form,
+//! a shorter one on a terminal without -v,
 //! with the arrow from what was read to what was written, and the progress
 //! bar, which names the file and counts in decimal units (KB = 1000 bytes)
 //! like the summary and `fade bench`.
@@ -101,4 +102,55 @@ fn progress_bar_names_the_file_and_counts_in_kb() {
     assert!(!shown.contains("KiB") && !shown.contains("MiB"), "{shown}");
     // Not drawn with -q.
     assert!(!screen("-q").contains("KB/s"));
+}
+
+/// What a terminal shows of `fade ARGS` run through `script` (which gives it
+/// one), or `None` when there is no `script`.
+fn on_terminal(args: &str) -> Option<String> {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: no `script` to provide a terminal");
+        return None;
+    }
+    let cmd = format!("{} {args}", env!("CARGO_BIN_EXE_fade"));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{args}");
+    Some(String::from_utf8_lossy(&out.stdout).to_string())
+}
+
+#[test]
+fn terminal_shows_a_summary_line_per_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("sum-me");
+    std::fs::write(&f, lines(3000)).unwrap();
+    let Some(shown) = on_terminal(&format!("-p {} {}", tiny(), f.display())) else {
+        return;
+    };
+    // zstd's form: FILE : 28.03% (3.0 KB => 841 B, FILE.fade), in the
+    // progress bar's decimal units.
+    let packed = std::fs::metadata(format!("{}.fade", f.display()))
+        .unwrap()
+        .len();
+    let packed_shown = match packed {
+        0..=999 => format!("{packed} B"),
+        n => format!("{:.1} KB", n as f64 / 1e3),
+    };
+    let want = format!(
+        "{} : {:.2}% (3.0 KB => {packed_shown}, {}.fade)\r\n",
+        f.display(),
+        packed as f64 * 100.0 / 3000.0,
+        f.display()
+    );
+    assert!(shown.contains(&want), "{shown:?} lacks {want:?}");
+    // Decompressing: FILE.fade : N bytes.
+    std::fs::remove_file(&f).unwrap();
+    let shown = on_terminal(&format!("-d {}.fade", f.display())).unwrap();
+    let want = format!("{}.fade : 3000 bytes", f.display());
+    assert!(shown.contains(&want), "{shown:?} lacks {want:?}");
+    // Not with -q.
+    std::fs::remove_file(&f).unwrap();
+    let shown = on_terminal(&format!("-q -d {}.fade", f.display())).unwrap();
+    assert!(!shown.contains("bytes"), "{shown:?}");
 }

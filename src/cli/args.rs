@@ -18,19 +18,35 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// What each level costs, measured on one core of a 2-core Xeon (README,
-/// "Results"), so nobody waits a minute per MB without being told.
-const LEVELS: &str = "\
-Levels (compression speed on a 2-core Xeon, both cores; decompression about as fast):
-  -1  fast     110 KB/s    quick set 5.06:1
-  -2  medium   ~50 KB/s
-  -3  default  ~35 KB/s    quick set 5.29:1 (xz -9e 4.02:1, zpaq -method 5 5.24:1)
-  -4  strong   ~8 KB/s     quick set 5.53:1
-  -5  paper    0.6 KB/s    the paper's pure network, for GPUs
+/// "Results"), so nobody waits a minute per MB without being told. The level
+/// flags are not clap arguments (see [`normalize`]), so they are shown here,
+/// in every help page; each line fits 80 columns.
+pub const LEVELS: &str = "\
+Levels (compression speed on a 2-core Xeon, both cores; decompression
+about as fast):
+  -1, --fast[=N]  fast     110 KB/s  quick set 5.06:1
+  -2              medium   ~50 KB/s
+  -3              default  ~35 KB/s  quick set 5.29:1 (xz -9e 4.02:1,
+                                     zpaq -method 5 5.24:1)
+  -4, --best      strong   ~8 KB/s   quick set 5.53:1
+  -5              paper    0.6 KB/s  the paper's pure network, for GPUs
+                                     (--best with --device cuda)
+Levels above 5 (-9, -19) use the strongest practical level, with a warning.
 -T N codes blocks on N cores (see README, \"Many cores\").";
+
+/// Width of every help page, so it reads in an 80-column terminal.
+const HELP_WIDTH: usize = 80;
 
 /// Lossless compression with a neural network that learns the data while it codes it.
 #[derive(Debug, Parser)]
-#[command(name = "fade", version, about, args_override_self = true, after_help = LEVELS)]
+#[command(
+    name = "fade",
+    version,
+    about,
+    args_override_self = true,
+    after_help = LEVELS,
+    term_width = HELP_WIDTH
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -70,7 +86,9 @@ pub struct Common {
     pub device: String,
     /// Model preset for compression (default: default): a step of the ladder
     /// (1 fastest .. 5 strongest, also written -1 .. -5; --fast is -1, --best
-    /// the strongest), a built-in name, or a .toml file. The last one given wins.
+    /// the strongest practical: 4 on a CPU, 5 with --device cuda), a built-in
+    /// name, or a .toml file. Levels above 5 use the strongest practical one.
+    /// The last one given wins.
     #[arg(short, long, global = true, value_name = "PRESET")]
     pub preset: Option<String>,
     /// Compress with exactly N lanes, overriding the preset's count (which is
@@ -101,7 +119,7 @@ pub struct Common {
     pub out: Option<PathBuf>,
     /// Operate recursively on directories: every regular file under DIR (to
     /// FILE.fade beside it), or with -d, -t or -l every FILE.fade under it.
-    /// Symbolic links inside DIR are not followed.
+    /// Symbolic links inside DIR are skipped, with a warning.
     #[arg(short, long, global = true)]
     pub recursive: bool,
     /// Keep input files (the default).
@@ -156,15 +174,19 @@ pub struct Classic {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Compress IN into OUT ('-' or missing: stdin/stdout; OUT defaults to IN.fade).
+    #[command(after_help = LEVELS)]
     Compress(Transfer),
     /// Decompress IN into OUT ('-' or missing: stdin/stdout; OUT defaults to IN without .fade).
+    #[command(after_help = LEVELS)]
     Decompress(Transfer),
     /// Decode and verify FILEs, writing nothing; exit 1 on any fault.
+    #[command(after_help = LEVELS)]
     Test {
         /// Compressed files ('-' for stdin).
         files: Vec<PathBuf>,
     },
     /// Show preset, original and compressed size, ratio and checksum of FILEs.
+    #[command(after_help = LEVELS)]
     List {
         /// Compressed files.
         files: Vec<PathBuf>,
@@ -173,6 +195,7 @@ pub enum Command {
     /// on FILES or DIRS (one level):
     /// size, ratio, speed, peak memory (and fade's GPU memory, through nvidia-smi,
     /// unless --device cpu), every round trip verified.
+    #[command(after_help = LEVELS)]
     Bench {
         /// Files or directories to measure.
         #[arg(required = true)]
@@ -227,7 +250,9 @@ pub const DEFAULT_PRESET: &str = "default";
 /// Rewrites the level forms clap cannot parse, up to a `--` that ends the
 /// options: `-N` (also inside a cluster of short flags: `-1c`, `-c1`,
 /// `-kc1`) becomes `--preset=N`, `--fast` becomes `--preset=1` and `--best`
-/// `--preset=S`, S the strongest built-in level. A digit that is the value of
+/// `--preset=S`, S the strongest practical level ([`practical_strongest`]);
+/// `--fast=N` (N >= 1) is `--fast`. A run of digits is one level (`-19` is
+/// 19, which [`clamp_level`] brings down). A digit that is the value of
 /// a short flag (`-T2`, `-p3`, `-o 1`) is left alone. The first item is the
 /// program name.
 pub fn normalize(args: impl IntoIterator<Item = OsString>, strongest: usize) -> Vec<OsString> {
@@ -261,6 +286,8 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>, strongest: usize) -> 
         } else if let Some(long) = s.strip_prefix("--") {
             match long {
                 "fast" => out.push("--preset=1".into()),
+                // zstd's --fast=N: every speed above 1 is fade's fastest.
+                _ if fast_level(long) => out.push("--preset=1".into()),
                 "best" => out.push(format!("--preset={strongest}").into()),
                 _ => {
                     value_next = !long.contains('=') && long_values.iter().any(|l| l == long);
@@ -301,6 +328,50 @@ pub fn normalize(args: impl IntoIterator<Item = OsString>, strongest: usize) -> 
         }
     }
     out
+}
+
+/// Whether a long flag is `fast=N` with N >= 1 (zstd's `--fast=N`).
+fn fast_level(long: &str) -> bool {
+    long.strip_prefix("fast=")
+        .and_then(|n| n.parse::<u64>().ok())
+        .is_some_and(|n| n >= 1)
+}
+
+/// The level `--best` stands for: the strongest of `levels` only with an
+/// explicit CUDA device (`--device cuda`, `--device=cuda:1`); otherwise the
+/// one below it, since the strongest (paper) codes about 0.1 KB/s on a CPU.
+/// Read from the raw arguments because [`normalize`] runs before clap.
+pub fn practical_strongest(args: &[OsString], levels: usize) -> usize {
+    let cuda = args.windows(2).any(|w| {
+        let (a, b) = (w[0].to_string_lossy(), w[1].to_string_lossy());
+        (a == "--device" && b.starts_with("cuda"))
+            || b.strip_prefix("--device=")
+                .is_some_and(|d| d.starts_with("cuda"))
+    });
+    if cuda {
+        levels
+    } else {
+        levels - 1
+    }
+}
+
+/// A numeric preset above the `levels` built-in ones (zstd's `-19`, `-p 9`)
+/// becomes `strongest`, so a habit from zstd or xz still compresses; returns
+/// the warning that says so. Level 0 and names are left to `Preset::load`.
+pub fn clamp_level(
+    preset: &mut Option<String>,
+    levels: usize,
+    strongest: usize,
+    name: &str,
+) -> Option<String> {
+    let level = preset.as_deref()?.parse::<u64>().ok()?;
+    if level <= levels as u64 {
+        return None;
+    }
+    *preset = Some(strongest.to_string());
+    Some(format!(
+        "level {level} is above the strongest practical level; using {strongest} ({name})"
+    ))
 }
 
 /// One line for a clap error, with the hint clap gives and where help is:
@@ -356,6 +427,40 @@ mod tests {
         assert_eq!(norm(&["-19"]), ["--preset=19"]);
         assert_eq!(norm(&["--fast", "--best"]), ["--preset=1", "--preset=5"]);
         assert_eq!(norm(&["-dcf"]), ["-dcf"]);
+        assert_eq!(norm(&["-k19c"]), ["-k", "--preset=19", "-c"]);
+        assert_eq!(
+            norm(&["--fast=3", "--fast=1"]),
+            ["--preset=1", "--preset=1"]
+        );
+        assert_eq!(norm(&["--fast=0"]), ["--fast=0"]);
+    }
+
+    #[test]
+    fn best_is_paper_only_on_an_explicit_gpu() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(practical_strongest(&os(&["fade", "--best"]), 5), 4);
+        assert_eq!(
+            practical_strongest(&os(&["fade", "--device", "cuda"]), 5),
+            5
+        );
+        assert_eq!(practical_strongest(&os(&["fade", "--device=cuda:1"]), 5), 5);
+        assert_eq!(practical_strongest(&os(&["fade", "--device=cpu"]), 5), 4);
+    }
+
+    #[test]
+    fn levels_above_the_ladder_clamp_with_a_warning() {
+        let mut p = Some("19".to_string());
+        let w = clamp_level(&mut p, 5, 4, "strong").unwrap();
+        assert_eq!(p.as_deref(), Some("4"));
+        assert_eq!(
+            w,
+            "level 19 is above the strongest practical level; using 4 (strong)"
+        );
+        for keep in ["0", "5", "paper", "x.toml"] {
+            let mut p = Some(keep.to_string());
+            assert!(clamp_level(&mut p, 5, 4, "strong").is_none());
+            assert_eq!(p.as_deref(), Some(keep));
+        }
     }
 
     #[test]

@@ -71,8 +71,10 @@ fn device(spec: &str) -> Result<Device> {
 
 /// Parses the command line and runs it.
 pub fn run() -> Result<()> {
-    let args = args::normalize(std::env::args_os(), Preset::builtin_names().len());
-    let cli = match Cli::try_parse_from(args) {
+    let raw: Vec<_> = std::env::args_os().collect();
+    let names = Preset::builtin_names();
+    let strongest = args::practical_strongest(&raw, names.len());
+    let mut cli = match Cli::try_parse_from(args::normalize(raw, strongest)) {
         Ok(cli) => cli,
         // --help and --version print on stdout and exit 0, or 1 when that
         // output cannot be written (`fade --help > /dev/full`).
@@ -99,6 +101,10 @@ pub fn run() -> Result<()> {
         std::env::set_var("RAYON_NUM_THREADS", "1")
     }
     output::install_signal_cleanup();
+    let name = names[strongest - 1];
+    if let Some(w) = args::clamp_level(&mut cli.common.preset, names.len(), strongest, name) {
+        warn(&cli.common, &w);
+    }
     let c = &cli.common;
     let k = &cli.classic;
     if let Some(cmd) = &cli.command {
@@ -143,6 +149,13 @@ pub fn run() -> Result<()> {
     }
 }
 
+/// A one-line warning on stderr, unless -q.
+fn warn(c: &Common, what: &str) {
+    if !c.quiet {
+        diag!("fade: warning: {what}");
+    }
+}
+
 /// The presets `fade bench` measures: those of --presets, or the one chosen
 /// with -p, -1 .. -5, --fast or --best, or the default; not both forms.
 fn bench_presets(listed: &[String], c: &Common) -> Result<Vec<String>> {
@@ -171,7 +184,7 @@ fn operands(files: &[PathBuf], mode: Mode, c: &Common) -> Result<Vec<End>> {
     for f in files {
         if c.recursive && f.as_os_str() != "-" && f.is_dir() {
             let mut found = Vec::new();
-            walk(f, &wanted, &mut found)?;
+            walk(f, &wanted, c, &mut found)?;
             out.extend(found.into_iter().map(End::File));
         } else {
             out.push(End::from_arg(Some(f)));
@@ -180,8 +193,15 @@ fn operands(files: &[PathBuf], mode: Mode, c: &Common) -> Result<Vec<End>> {
     Ok(out)
 }
 
-/// Appends the regular files under `dir` that `wanted` accepts.
-fn walk(dir: &Path, wanted: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> Result<()> {
+/// Appends the regular files under `dir` that `wanted` accepts. A symbolic
+/// link is skipped with a warning, as zstd does, so a file left uncoded is
+/// never a surprise.
+fn walk(
+    dir: &Path,
+    wanted: &dyn Fn(&Path) -> bool,
+    c: &Common,
+    out: &mut Vec<PathBuf>,
+) -> Result<()> {
     let cannot = || format!("cannot read directory {}", dir.display());
     let mut entries = std::fs::read_dir(dir)
         .with_context(cannot)?
@@ -192,7 +212,9 @@ fn walk(dir: &Path, wanted: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) -> R
         let kind = e.file_type().with_context(cannot)?;
         let p = e.path();
         if kind.is_dir() {
-            walk(&p, wanted, out)?;
+            walk(&p, wanted, c, out)?;
+        } else if kind.is_symlink() {
+            warn(c, &format!("{}: skipping symbolic link", p.display()));
         } else if kind.is_file() && wanted(&p) && !output::is_temporary(&e.file_name()) {
             out.push(p);
         }
@@ -275,7 +297,14 @@ fn transfer(mode: Mode, t: &Transfer, c: &Common) -> Result<()> {
 }
 
 /// FILE -> FILE.fade; FILE.fade -> FILE.
+/// A directory is refused first: its name has no suffix to judge by.
 fn derived_name(mode: Mode, p: &Path) -> Result<PathBuf> {
+    if p.is_dir() {
+        bail!(
+            "{}: is a directory (fade -r DIR works on the files in it)",
+            p.display()
+        );
+    }
     match mode {
         Mode::Compress => {
             if p.extension().is_some_and(|e| e == SUFFIX) {
@@ -654,8 +683,9 @@ struct Job<'a> {
 }
 
 impl Job<'_> {
-    /// Codes one opened input into `w`, with a progress bar; returns the -v
-    /// summary line, when asked for.
+    /// Codes one opened input into `w`, with a progress bar; returns the
+    /// summary line: the -v one, or zstd's short one when stderr is a
+    /// terminal (not with -q).
     fn run(
         &self,
         source: &Source,
@@ -678,16 +708,14 @@ impl Job<'_> {
             .transfer(source, spans.as_deref(), w, dev, &pb)
             .with_context(|| name.clone())?;
         pb.finish_and_clear();
-        Ok(self.c.verbose.then(|| {
-            summary(
-                self.mode,
-                &name,
-                &self.out_name,
-                n_in,
-                n_out,
-                start.elapsed().as_secs_f64(),
-            )
-        }))
+        let secs = start.elapsed().as_secs_f64();
+        Ok(if self.c.verbose {
+            Some(summary(self.mode, &name, &self.out_name, n_in, n_out, secs))
+        } else if !self.c.quiet && std::io::stderr().is_terminal() {
+            Some(short_summary(self.mode, &name, &self.out_name, n_in, n_out))
+        } else {
+            None
+        })
     }
 
     /// The codec from `source` into `w`; returns (bytes in, bytes out).
@@ -820,6 +848,21 @@ fn summary(mode: Mode, input: &str, output: &str, n_in: u64, n_out: u64, secs: f
     )
 }
 
+/// The line a terminal shows after each file, as zstd's: compressing
+/// `FILE : 41.89% (48.8 KB => 20.5 KB, FILE.fade)` (decimal units, as the
+/// progress bar), decompressing `FILE.fade : 50000 bytes`.
+fn short_summary(mode: Mode, input: &str, output: &str, n_in: u64, n_out: u64) -> String {
+    match mode {
+        Mode::Compress => format!(
+            "{input} : {:.2}% ({} => {}, {output})",
+            n_out as f64 * 100.0 / n_in.max(1) as f64,
+            decimal(n_in),
+            decimal(n_out)
+        ),
+        Mode::Decompress => format!("{input} : {n_out} bytes"),
+    }
+}
+
 /// The limits of `--memory-limit` and `-T` (without -T, every core: the
 /// threads never change the output).
 fn limits(c: &Common) -> Limits {
@@ -887,21 +930,40 @@ fn list(files: &[End]) -> Result<()> {
         "{:<10} {:>14} {:>14} {:>7} {:>7}  {:<9} file",
         "preset", "compressed", "original", "ratio", "frames", "check"
     )?;
-    each(files, |e| {
+    let mut total = Listing {
+        preset: "total".into(),
+        content_check: false,
+        frames: 0,
+        content: 0,
+        packed: 0,
+    };
+    let listed = each(files, |e| {
         let l = frame_summary(e).with_context(|| e.name())?;
-        writeln!(
-            out,
-            "{:<10} {:>14} {:>14} {:>7.3} {:>7}  {:<9} {}",
-            l.preset,
-            l.packed,
-            l.content,
-            l.content as f64 / l.packed.max(1) as f64,
-            l.frames,
-            if l.content_check { "xxh3-64" } else { "none" },
-            e.name()
-        )?;
+        let check = if l.content_check { "xxh3-64" } else { "none" };
+        list_row(&mut out, &l, check, &e.name())?;
+        total.add(&l);
         Ok(())
-    })
+    });
+    // Like xz -l: a last row sums the files listed.
+    if files.len() > 1 {
+        list_row(&mut out, &total, "-", &format!("{} files", files.len()))?;
+    }
+    listed
+}
+
+/// One row of `fade -l`.
+fn list_row(out: &mut impl Write, l: &Listing, check: &str, file: &str) -> Result<()> {
+    writeln!(
+        out,
+        "{:<10} {:>14} {:>14} {:>7.3} {:>7}  {:<9} {file}",
+        l.preset,
+        l.packed,
+        l.content,
+        l.content as f64 / l.packed.max(1) as f64,
+        l.frames,
+        check,
+    )?;
+    Ok(())
 }
 
 /// What `fade -l` shows of one input.
@@ -912,6 +974,15 @@ struct Listing {
     frames: usize,
     content: u64,
     packed: u64,
+}
+
+impl Listing {
+    /// Adds another listing's counts, for the totals row.
+    fn add(&mut self, l: &Listing) {
+        self.frames += l.frames;
+        self.content = self.content.saturating_add(l.content);
+        self.packed = self.packed.saturating_add(l.packed);
+    }
 }
 
 /// The listing of one input: a regular file by seeking over block bodies, a

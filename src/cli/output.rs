@@ -163,7 +163,8 @@ impl AtomicOutput {
         }
         let tmp = builder
             .tempfile_in(dir)
-            .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+            .map_err(without_tmp_name)
+            .with_context(cannot)?;
         let tmp_path = tmp.path().to_path_buf();
         IN_FLIGHT.lock().map(|mut l| l.push(tmp_path.clone())).ok();
         Ok(Self {
@@ -246,6 +247,20 @@ impl AtomicOutput {
 pub const TMP_PREFIX: &str = ".fade-";
 /// See [`TMP_PREFIX`].
 pub const TMP_SUFFIX: &str = ".tmp";
+
+/// A tempfile error without the temporary name it appends (`at path
+/// "/dir/.fade-XXXXXX.tmp"`): the user named the target, and the message
+/// names that instead.
+fn without_tmp_name(e: std::io::Error) -> std::io::Error {
+    if e.get_ref().is_none() {
+        return e;
+    }
+    let text = e.to_string();
+    let os_part = text
+        .split_once(" at path ")
+        .map_or(text.as_str(), |(m, _)| m);
+    std::io::Error::new(e.kind(), os_part.to_string())
+}
 
 /// Whether `name` is one of fade's temporary outputs.
 pub fn is_temporary(name: &std::ffi::OsStr) -> bool {
