@@ -104,6 +104,7 @@
 //! loop and its coder, segment by segment, frame by frame).
 
 mod coder;
+pub mod cost;
 mod decoder;
 mod device;
 mod encoder;

@@ -793,6 +793,8 @@ fn hard_links_pseudo_files_block_sizes_and_leftovers() {
 /// Runs fade with `args`, its standard output into `stdout` (a file, or
 /// nothing), and gives its output and its peak resident memory in bytes
 /// (the child's own `ru_maxrss`, from `wait4`).
+// The child is reaped by `wait4` below, which also gives its peak memory.
+#[allow(clippy::zombie_processes)]
 fn run_peak(args: &[&str], stdout: Option<&Path>) -> (std::process::Output, u64) {
     use std::os::unix::process::ExitStatusExt;
     let out = match stdout {

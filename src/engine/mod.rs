@@ -879,7 +879,7 @@ mod tests {
         for id in Preset::builtin_ids() {
             let p = Preset::builtin(id).unwrap();
             for version in [2, 3] {
-                let level = Level::ALL.into_iter().filter(|&l| supported(l)).last();
+                let level = Level::ALL.into_iter().rfind(|&l| supported(l));
                 let f = with_level(level.unwrap(), || {
                     fingerprint(&p, &Device::Cpu, version).unwrap()
                 });

@@ -322,6 +322,8 @@ pub const INDEX_WITHOUT_FRAMES: &str = "frame index without the frames it lists"
 
 /// What starts at a frame boundary: a frame, or the index closing a sequence.
 #[derive(Debug, Clone, PartialEq)]
+// Read once per frame and moved once: boxing the header saves nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Item {
     /// A frame, of which this is the header.
     Frame(FrameHeader),

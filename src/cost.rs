@@ -1,0 +1,149 @@
+//! What a byte costs: the multiply-adds of every part of a training step,
+//! per byte coded, computed from a preset's sizes alone.
+//!
+//! A step codes one byte in each of B lanes: the network's forward pass, the
+//! cross-entropy backward pass and an AdamW update over every parameter. The
+//! forward pass is a chain of products (a `lanes x in` matrix times an
+//! `in x out` one costs `lanes * in * out` multiply-adds); the backward pass
+//! of each product computes the gradient of its input and of its weights,
+//! twice its forward cost; the update touches every parameter once per step,
+//! so its cost per byte is the parameter count over the lanes. The side
+//! models and the coder do table lookups and exps, not products, and are
+//! counted as such. docs/PERFORMANCE.md sets these counts beside the
+//! machine's measured peak and the instructions a real run executes.
+
+use crate::preset::{GlobalRead, Preset};
+
+/// Width of the embedding of a side model's predicted byte (the model's).
+const PICK_DIM: f64 = 8.0;
+/// Floating-point operations of one AdamW update of one parameter (two
+/// moments, bias corrections, square root, division, decay, step).
+const ADAMW_FLOPS: f64 = 14.0;
+
+/// One part of a step and its cost per byte coded.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Part {
+    /// What it is ("fine refiner", "optimizer", ...).
+    pub name: &'static str,
+    /// Multiply-adds of its forward pass.
+    pub forward: f64,
+    /// Multiply-adds of its backward pass (twice the forward pass's products).
+    pub backward: f64,
+}
+
+/// The cost of coding one byte with a preset.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Cost {
+    /// The network's products, part by part, per byte.
+    pub parts: Vec<Part>,
+    /// Floating-point operations of the optimizer per byte (its update over
+    /// every parameter, divided by the lanes that share a step).
+    pub optimizer_flops: f64,
+    /// Trainable parameters.
+    pub params: f64,
+    /// Table slots the side models read per byte (each context's slot, the
+    /// match model's two tables).
+    pub side_lookups: f64,
+    /// Exponentials per byte: the coder's tables (256) and the softmaxes of
+    /// the attention read and the cross-entropy.
+    pub exps: f64,
+}
+
+impl Cost {
+    /// Multiply-adds per byte of the network, forward and backward.
+    pub fn network_madds(&self) -> f64 {
+        self.parts.iter().map(|p| p.forward + p.backward).sum()
+    }
+
+    /// Floating-point operations per byte: two per multiply-add, and the
+    /// optimizer's.
+    pub fn flops(&self) -> f64 {
+        2.0 * self.network_madds() + self.optimizer_flops
+    }
+}
+
+/// The cost per byte of coding with `p` (its own lane count).
+pub fn of(p: &Preset) -> Cost {
+    let (d, t, f) = (p.embed as f64, p.context as f64, p.features() as f64);
+    let (g, s, h) = (p.cache as f64, p.cache_step as f64, p.ffn as f64);
+    let (nb, r) = (p.refiner_branches as f64, p.refiner_rank as f64);
+    let fb = f / nb;
+    let slots = (p.cache / p.cache_step.max(1)) as f64;
+    let side = p.side();
+    let (rows, conf, sources) = (
+        side.rows() as f64,
+        side.conf_width() as f64,
+        side.sources() as f64,
+    );
+    let part = |name, forward: f64| Part {
+        name,
+        forward,
+        backward: 2.0 * forward,
+    };
+    let global = match p.global {
+        GlobalRead::Linear => g * f,
+        GlobalRead::Attention => f * s + 2.0 * slots * s + s * f,
+    };
+    let mut parts = vec![
+        part("cache encoder", d * 2.0 * s),
+        part("global read", global),
+        part("local conv", 3.0 * t * d),
+        part("gate", f * f),
+        part("coarse refiner", nb * (2.0 * fb * r + r * r + fb * fb)),
+        part("fine refiner", f * 2.0 * h + h * f),
+        part("output", f * 256.0),
+    ];
+    if rows > 0.0 {
+        parts.push(part(
+            "side mixer",
+            (f + conf) * rows + sources * PICK_DIM * f,
+        ));
+    }
+    let params = p.param_count() as f64;
+    let matching = sources > side.contexts.len() as f64;
+    let lookups = side.contexts.len() as f64 + if matching { 2.0 } else { 0.0 };
+    let attention_exps = match p.global {
+        GlobalRead::Attention => slots,
+        GlobalRead::Linear => 0.0,
+    };
+    Cost {
+        parts,
+        optimizer_flops: params * ADAMW_FLOPS / p.lanes.max(1) as f64,
+        params,
+        side_lookups: lookups,
+        exps: 256.0 * 2.0 + attention_exps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The model's products grow with the sizes that shape them, and the
+    /// fine refiner (3 F H multiply-adds forward) dominates the default.
+    #[test]
+    fn cost_follows_the_sizes() {
+        let d = Preset::load("default").unwrap();
+        let c = of(&d);
+        let fine = c.parts.iter().find(|p| p.name == "fine refiner").unwrap();
+        assert_eq!(fine.forward, 3.0 * 128.0 * 512.0);
+        assert_eq!(fine.backward, 2.0 * fine.forward);
+        assert!(fine.forward > c.network_madds() / 3.0 / 2.0);
+        let mut wide = d.clone();
+        wide.ffn *= 2;
+        assert!(of(&wide).network_madds() > c.network_madds());
+        let mut fewer = d.clone();
+        fewer.lanes = 16;
+        // The same products per byte; the update shared by fewer lanes.
+        assert_eq!(of(&fewer).network_madds(), c.network_madds());
+        assert!(of(&fewer).optimizer_flops > 10.0 * c.optimizer_flops);
+        // Each level up costs more per byte.
+        let levels: Vec<f64> = ["fast", "medium", "default", "strong", "paper"]
+            .iter()
+            .map(|n| of(&Preset::load(n).unwrap()).flops())
+            .collect();
+        assert!(levels.windows(2).all(|w| w[0] < w[1]), "{levels:?}");
+    }
+}
