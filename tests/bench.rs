@@ -100,3 +100,33 @@ fn bench_measures_gpu_memory_through_nvidia_smi() {
         }
     }
 }
+
+/// `fade bench --explain` prints the cost model of every level (or of the
+/// presets named) without measuring anything: the fine refiner of the
+/// default is 3 F H multiply-adds forward and twice that backward.
+#[test]
+fn explain_prints_the_cost_model() {
+    let all = String::from_utf8(ok(fade(&["bench", "--explain"]))).unwrap();
+    let head = all.lines().next().unwrap();
+    assert_eq!(
+        head,
+        "| per byte coded | fast | medium | default | strong | paper |"
+    );
+    let fine = all
+        .lines()
+        .find(|l| l.starts_with("| fine refiner"))
+        .expect("a fine refiner row");
+    let default = fade::Preset::load("default").unwrap();
+    let want = 9 * default.features() as u64 * default.ffn as u64;
+    let cells: Vec<&str> = fine.split('|').map(str::trim).collect();
+    assert_eq!(
+        cells[4].replace(',', "").parse::<u64>().unwrap(),
+        want,
+        "{fine}"
+    );
+    let one = String::from_utf8(ok(fade(&["bench", "--explain", "-p", "fast"]))).unwrap();
+    assert!(one.starts_with("| per byte coded | fast |\n"), "{one}");
+    for l in one.lines().skip(2) {
+        assert_eq!(l.matches('|').count(), 3, "{l}");
+    }
+}

@@ -198,8 +198,13 @@ pub enum Command {
     #[command(after_help = LEVELS)]
     Bench {
         /// Files or directories to measure.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "explain")]
         paths: Vec<PathBuf>,
+        /// Print what a byte costs at each preset (the cost model:
+        /// multiply-adds per byte of every part of a step) and measure
+        /// nothing; presets as for a run, all levels if none is named.
+        #[arg(long)]
+        explain: bool,
         /// fade presets to measure (repeatable or comma-separated; default: the
         /// one of -p or -1 .. -5, else default).
         #[arg(long = "presets", value_delimiter = ',')]

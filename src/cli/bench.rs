@@ -415,3 +415,63 @@ fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
         (None, y) => y,
     }
 }
+
+/// Prints the cost model of `presets` (`fade::cost`): multiply-adds per byte
+/// coded of every part of a step, forward and backward, then the optimizer,
+/// the side models' lookups and the coder's exps; docs/PERFORMANCE.md sets
+/// these against the machine's peak.
+pub fn explain(presets: &[String]) -> Result<()> {
+    use fade::Preset;
+    let loaded: Vec<Preset> = presets
+        .iter()
+        .map(|n| Preset::load(n))
+        .collect::<fade::Result<_>>()?;
+    let costs: Vec<fade::cost::Cost> = loaded.iter().map(fade::cost::of).collect();
+    let mut out = std::io::stdout().lock();
+    let names: Vec<&str> = loaded.iter().map(|p| p.name.as_str()).collect();
+    writeln!(out, "| per byte coded | {} |", names.join(" | "))?;
+    writeln!(out, "|---|{}", "---:|".repeat(names.len()))?;
+    let mut row = |name: &str, f: &dyn Fn(&fade::cost::Cost) -> f64| {
+        let cells: Vec<String> = costs
+            .iter()
+            .map(|c| thousands(f(c).round() as u64))
+            .collect();
+        writeln!(out, "| {name} | {} |", cells.join(" | "))
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for p in costs.iter().flat_map(|c| &c.parts) {
+        if !parts.contains(&p.name) {
+            parts.push(p.name);
+        }
+    }
+    for name in parts {
+        row(&format!("{name}, multiply-adds"), &|c| {
+            c.parts
+                .iter()
+                .find(|p| p.name == name)
+                .map_or(0.0, |p| p.forward + p.backward)
+        })?;
+    }
+    row("network, multiply-adds (forward + backward)", &|c| {
+        c.network_madds()
+    })?;
+    row("optimizer, flops", &|c| c.optimizer_flops)?;
+    row("total, flops", &|c| c.flops())?;
+    row("parameters", &|c| c.params)?;
+    row("side-table lookups", &|c| c.side_lookups)?;
+    row("exps", &|c| c.exps)?;
+    Ok(())
+}
+
+/// `n` with thousands separators.
+fn thousands(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}

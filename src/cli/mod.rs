@@ -135,10 +135,22 @@ pub fn run() -> Result<()> {
         Some(Command::List { files }) => list(&operands(files, Mode::Decompress, c)?),
         Some(Command::Bench {
             paths,
+            explain,
             presets,
             prefix,
             format,
         }) => {
+            if *explain {
+                let names = if presets.is_empty() && c.preset.is_none() {
+                    Preset::builtin_names()
+                        .iter()
+                        .map(|n| n.to_string())
+                        .collect()
+                } else {
+                    bench_presets(presets, c)?
+                };
+                return bench::explain(&names);
+            }
             if c.recursive {
                 bail!("bench reads the files of each directory it is given; -r is not needed");
             }
