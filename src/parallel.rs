@@ -14,6 +14,7 @@
 use crate::device::Device;
 use crate::engine::{self, blocks, FrameSpan, Limits};
 use crate::error::Result;
+use crate::plan::resolve_threads;
 use crate::preset::Preset;
 use std::io::{Read, Seek, Write};
 
@@ -33,10 +34,9 @@ impl Parallel {
     /// `threads` workers (0: one per core the process may use) and blocks of
     /// `block_size` bytes ([`DEFAULT_BLOCK_SIZE`] if `None`; at least 1).
     pub fn new(threads: usize, block_size: Option<usize>) -> Self {
-        let b = blocks::Parallel::new(threads, block_size);
         Self {
-            threads: b.threads,
-            block_size: b.block_size,
+            threads: resolve_threads(threads),
+            block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE).max(1),
         }
     }
 }
@@ -68,7 +68,8 @@ pub fn compress_parallel<R: Read + Send, W: Write>(
     par: Parallel,
     progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
-    let par = blocks::Parallel {
+    // The fields are public: a caller may have set either to 0.
+    let par = Parallel {
         threads: par.threads.max(1),
         block_size: par.block_size.max(1),
     };

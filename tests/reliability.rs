@@ -1002,37 +1002,18 @@ fn hostile_headers_are_refused_cheaply_naming_the_field() {
             q.name = "hostile".into();
         })
     };
+    // The default with one field out of its range.
+    let out_of_range =
+        |f: fn(&mut fade::Preset), msg| (with_block(header_for(&edit(default.clone(), f))), msg);
     let cases: Vec<(Vec<u8>, &str)> = vec![
-        (
-            with_block(header_for(&edit(default.clone(), |q| {
-                q.embed = 1400;
-            }))),
-            "embed = 1400 is outside 1 to 128",
-        ),
-        (
-            with_block(header_for(&edit(default.clone(), |q| {
-                q.context = 1024;
-            }))),
-            "context = 1024 is outside 1 to 64",
-        ),
-        (
-            with_block(header_for(&edit(default.clone(), |q| {
-                q.refiner_rank = 1024;
-            }))),
+        out_of_range(|q| q.embed = 1400, "embed = 1400 is outside 1 to 128"),
+        out_of_range(|q| q.context = 1024, "context = 1024 is outside 1 to 64"),
+        out_of_range(
+            |q| q.refiner_rank = 1024,
             "refiner_rank = 1024 is outside 1 to 256",
         ),
-        (
-            with_block(header_for(&edit(default.clone(), |q| {
-                q.ffn = 65536;
-            }))),
-            "ffn = 65536 is outside 1 to 32768",
-        ),
-        (
-            with_block(header_for(&edit(default.clone(), |q| {
-                q.cache = 1 << 16;
-            }))),
-            "cache = 65536 is outside 1 to 16384",
-        ),
+        out_of_range(|q| q.ffn = 65536, "ffn = 65536 is outside 1 to 32768"),
+        out_of_range(|q| q.cache = 1 << 16, "cache = 65536 is outside 1 to 16384"),
         (
             with_block(header_for(&custom(edit(default.clone(), |q| {
                 q.ffn = 8192;

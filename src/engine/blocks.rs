@@ -20,7 +20,8 @@ use super::{compress_member, decompress_frame, FrameSpan, Limits, Summary};
 use crate::device::Device;
 use crate::error::{Error, Result};
 use crate::format;
-use crate::plan::{kernel_threads, resolve_threads};
+use crate::parallel::Parallel;
+use crate::plan::kernel_threads;
 use crate::preset::Preset;
 use crossbeam_channel::{bounded, select, unbounded, Receiver};
 use std::io::{Read, Write};
@@ -36,26 +37,6 @@ pub const DEFAULT_BLOCK_SIZE: usize = 16 << 20;
 /// Frames larger than this are decoded one at a time, streaming: decoding in
 /// parallel holds a whole frame's content in memory.
 const MAX_PARALLEL_FRAME: u64 = 256 << 20;
-
-/// How many threads and how large the blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Parallel {
-    /// Worker threads, each with its own model (at least 1).
-    pub threads: usize,
-    /// Bytes of input per frame.
-    pub block_size: usize,
-}
-
-impl Parallel {
-    /// `threads` workers (0: one per core) and blocks of `block_size` bytes
-    /// ([`DEFAULT_BLOCK_SIZE`] if `None`).
-    pub fn new(threads: usize, block_size: Option<usize>) -> Self {
-        Self {
-            threads: resolve_threads(threads),
-            block_size: block_size.unwrap_or(DEFAULT_BLOCK_SIZE).max(1),
-        }
-    }
-}
 
 /// Compresses `input` in blocks of `par.block_size`, each its own frame, on
 /// `par.threads` workers, writing the frames in order. `size`, if known,
