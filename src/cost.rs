@@ -14,8 +14,6 @@
 
 use crate::preset::{GlobalRead, Preset};
 
-/// Width of the embedding of a side model's predicted byte (the model's).
-const PICK_DIM: f64 = 8.0;
 /// Floating-point operations of one AdamW update of one parameter (two
 /// moments, bias corrections, square root, division, decay, step).
 const ADAMW_FLOPS: f64 = 14.0;
@@ -66,23 +64,21 @@ impl Cost {
 
 /// The cost per byte of coding with `p` (its own lane count).
 pub fn of(p: &Preset) -> Cost {
-    let (d, t, f) = (p.embed as f64, p.context as f64, p.features() as f64);
-    let (g, s, h) = (p.cache as f64, p.cache_step as f64, p.ffn as f64);
-    let (nb, r) = (p.refiner_branches as f64, p.refiner_rank as f64);
-    let fb = f / nb;
-    let slots = (p.cache / p.cache_step.max(1)) as f64;
+    let dm = crate::model::Dims::of(p);
+    let n = |v: usize| v as f64;
+    let (d, t, f, g, s, h) = (n(dm.d), n(dm.t), n(dm.f), n(dm.g), n(dm.s), n(dm.h));
+    let (nb, r, fb, slots) = (n(dm.nb), n(dm.r), n(dm.fb), n(dm.slots));
     let side = p.side();
-    let (rows, conf, sources) = (
-        side.rows() as f64,
-        side.conf_width() as f64,
-        side.sources() as f64,
-    );
+    let (rows, conf, sources) = match dm.mixer {
+        Some(m) => (n(m.rows), n(m.conf), n(m.sources)),
+        None => (0.0, 0.0, 0.0),
+    };
     let part = |name, forward: f64| Part {
         name,
         forward,
         backward: 2.0 * forward,
     };
-    let global = match p.global {
+    let global = match dm.global {
         GlobalRead::Linear => g * f,
         GlobalRead::Attention => f * s + 2.0 * slots * s + s * f,
     };
@@ -98,13 +94,13 @@ pub fn of(p: &Preset) -> Cost {
     if rows > 0.0 {
         parts.push(part(
             "side mixer",
-            (f + conf) * rows + sources * PICK_DIM * f,
+            (f + conf) * rows + sources * n(crate::model::PICK_DIM) * f,
         ));
     }
     let params = p.param_count() as f64;
     let matching = sources > side.contexts.len() as f64;
     let lookups = side.contexts.len() as f64 + if matching { 2.0 } else { 0.0 };
-    let attention_exps = match p.global {
+    let attention_exps = match dm.global {
         GlobalRead::Attention => slots,
         GlobalRead::Linear => 0.0,
     };

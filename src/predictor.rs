@@ -10,7 +10,7 @@
 use crate::coder::{cdf_from_floors, quantize, Cdf, Precision};
 use crate::error::{model_error, Error, Result};
 use crate::layout::Layout;
-use crate::model::{Model, Step};
+use crate::model::Model;
 use crate::plan::Plan;
 pub use crate::plan::Quantiser;
 use crate::preset::Preset;
@@ -129,8 +129,9 @@ pub struct Predictor {
     model: Model,
     side: Sides,
     quantiser: Quantiser,
-    /// The forward pass of the step predicted last, until it is learned.
-    pending: Option<Step>,
+    /// Whether the model holds the forward pass of a step predicted but not
+    /// yet learned.
+    pending: bool,
     /// The threads the model's kernels share (and, decoding on the CPU, the
     /// range decoders: see [`Predictor::pool`]).
     pool: Arc<crate::par::Pool>,
@@ -162,7 +163,7 @@ impl Predictor {
             model,
             side,
             quantiser: plan.quantiser,
-            pending: None,
+            pending: false,
             pool: Arc::new(crate::par::Pool::new(plan.kernel_threads)),
             sse: p.sse.then(|| {
                 let contexts = if p.sse_counts {
@@ -202,7 +203,7 @@ impl Predictor {
 
     /// Called before the first step of every segment.
     pub fn begin_segment(&mut self, lay: &Layout) -> Result<()> {
-        self.pending = None;
+        self.pending = false;
         match &mut self.side {
             Sides::None => {}
             Sides::Inline(s) => s.begin_segment(lay),
@@ -230,15 +231,15 @@ impl Predictor {
             .map(|s| (std::mem::take(&mut s.hints), std::mem::take(&mut s.seen)))
             .unwrap_or_default();
         let model = &mut self.model;
-        let step = self
-            .pool
+        self.pool
             .run(|| model.forward(ctx, side))
             .map_err(model_error)?;
+        let model = &self.model;
         let probs = match (self.quantiser, &mut self.sse) {
             (_, Some(sse)) => {
                 // The SSE refines the tables on the model's threads: its
                 // curves learn each step before the next is refined.
-                let logits = step.logits().map_err(model_error)?;
+                let logits = model.logits().map_err(model_error)?;
                 let t = self.context;
                 let last: Vec<u16> = ctx
                     .chunks_exact(t)
@@ -252,27 +253,28 @@ impl Predictor {
                 });
                 Probs::Cdfs(cdfs)
             }
-            (Quantiser::Host, None) => Probs::Logits(step.logits().map_err(model_error)?),
+            (Quantiser::Host, None) => {
+                Probs::Logits(model.logits().map_err(model_error)?.into_owned())
+            }
             (Quantiser::Device, None) => {
-                Probs::Floors(step.floors(self.plan.precision).map_err(model_error)?)
+                Probs::Floors(model.floors(self.plan.precision).map_err(model_error)?)
             }
         };
-        self.pending = Some(step);
+        self.pending = true;
         Ok(Arc::new(Tables(probs, self.plan.precision)))
     }
 
     /// Learns the true bytes of the step predicted last (one per lane).
     pub fn learn(&mut self, targets: &[u8]) -> Result<()> {
-        let step = self
-            .pending
-            .take()
-            .ok_or(Error::Internal("learn without a prediction"))?;
+        if !std::mem::take(&mut self.pending) {
+            return Err(Error::Internal("learn without a prediction"));
+        }
         if let Sides::Thread(t) = &mut self.side {
             t.send(SideJob::Learn(targets.to_vec()))?;
         }
         let model = &mut self.model;
         self.pool
-            .run(|| model.learn(step, targets))
+            .run(|| model.learn(targets))
             .map_err(model_error)?;
         if let Some(sse) = &mut self.sse {
             sse.learn(targets);
@@ -303,8 +305,8 @@ impl Predictor {
             let ctx: Vec<u8> = (0..b * t).map(|_| g.next_u64() as u8).collect();
             let targets: Vec<u8> = (0..b).map(|_| g.next_u64() as u8).collect();
             let tables = pred.predict(&ctx)?;
-            if let Some(step) = &pred.pending {
-                for l in step.logits().map_err(model_error)? {
+            if pred.pending {
+                for l in pred.model.logits().map_err(model_error)?.iter() {
                     h.update(&l.to_bits().to_le_bytes());
                 }
             }

@@ -171,6 +171,26 @@ impl AdamW {
         })
     }
 
+    /// Zero moments on the host for parameters of `sizes` values (the
+    /// written-out CPU step's).
+    pub fn for_host(p: &Preset, sizes: &[usize]) -> Self {
+        let moments = |n: usize| {
+            State::Host(Mutex::new(Moments {
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+            }))
+        };
+        Self {
+            lr: p.lr,
+            wd: p.weight_decay,
+            b1: p.beta1,
+            b2: p.beta2,
+            eps: p.eps,
+            step: 0,
+            state: sizes.iter().map(|&n| moments(n)).collect(),
+        }
+    }
+
     /// Counts a step; its bias corrections 1 / (1 - b1^t) and 1 / (1 - b2^t).
     fn next_step(&mut self) -> (f32, f32) {
         self.step += 1;

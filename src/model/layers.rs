@@ -6,69 +6,32 @@
 //! `candle_nn::ops::softmax`, and the depthwise convolution is three shifted
 //! slices instead of candle's conv1d.
 
-use crate::rng::SplitMix64;
+use super::init::Param;
 use candle_core::{Device, Result, Tensor, Var, D};
 
-/// Creates every trainable parameter from our own seeded generator and keeps
-/// the list the optimizer walks, in creation order (which is part of the format).
+/// The graph's trainable variables, made from the parameter list
+/// ([`super::init::parameters`]) and kept in its order, which AdamW walks.
 pub struct ParamStore {
     pub(crate) vars: Vec<(String, Var)>,
-    rng: SplitMix64,
-    dev: Device,
 }
 
 impl ParamStore {
-    /// A store whose initial values are fully determined by `seed`.
-    pub fn new(seed: u64, dev: &Device) -> Self {
-        Self {
-            vars: Vec::new(),
-            rng: SplitMix64::new(seed),
-            dev: dev.clone(),
+    /// Variables on `dev` with the initial values `params` draw from `seed`.
+    pub(crate) fn new(params: &[Param], seed: u64, dev: &Device) -> Result<Self> {
+        let mut vars = Vec::with_capacity(params.len());
+        for p in params {
+            let t = Tensor::from_vec(p.values(seed), p.shape.as_slice(), dev)?;
+            vars.push((p.name.clone(), Var::from_tensor(&t)?));
         }
+        Ok(Self { vars })
     }
 
-    fn make(
-        &mut self,
-        name: &str,
-        dims: &[usize],
-        mut f: impl FnMut(&mut SplitMix64) -> f32,
-    ) -> Result<Tensor> {
-        let n: usize = dims.iter().product();
-        let mut g = self.rng.fork(name);
-        let data: Vec<f32> = (0..n).map(|_| f(&mut g)).collect();
-        let var = Var::from_tensor(&Tensor::from_vec(data, dims, &self.dev)?)?;
-        let t = var.as_tensor().clone();
-        self.vars.push((name.to_string(), var));
-        Ok(t)
-    }
-
-    /// Weights drawn from N(0, std).
-    pub fn normal(&mut self, name: &str, dims: &[usize], std: f64) -> Result<Tensor> {
-        self.make(name, dims, |g| g.normal(std))
-    }
-
-    /// Weights drawn uniformly from [-bound, bound).
-    pub fn uniform(&mut self, name: &str, dims: &[usize], bound: f64) -> Result<Tensor> {
-        self.make(name, dims, |g| g.uniform(bound))
-    }
-
-    /// Weights with the given values (one per element).
-    pub fn values(&mut self, name: &str, dims: &[usize], v: &[f32]) -> Result<Tensor> {
-        let mut i = 0;
-        self.make(name, dims, |_| {
-            i += 1;
-            v[i - 1]
-        })
-    }
-
-    /// Weights all equal to `v`.
-    pub fn constant(&mut self, name: &str, dims: &[usize], v: f32) -> Result<Tensor> {
-        self.make(name, dims, |_| v)
-    }
-
-    /// Number of trainable values.
-    pub fn count(&self) -> usize {
-        self.vars.iter().map(|(_, v)| v.elem_count()).sum()
+    /// The variable called `name`.
+    pub fn get(&self, name: &str) -> Result<Tensor> {
+        match self.vars.iter().find(|(n, _)| n == name) {
+            Some((_, v)) => Ok(v.as_tensor().clone()),
+            None => candle_core::bail!("no parameter {name}"),
+        }
     }
 }
 
@@ -79,26 +42,11 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// PyTorch's default initialisation: uniform in ±1/sqrt(fan_in).
-    pub fn new(ps: &mut ParamStore, name: &str, fan_in: usize, fan_out: usize) -> Result<Self> {
-        let bound = 1.0 / (fan_in as f64).sqrt();
+    /// The layer `name` (its `name.w` and `name.b`).
+    pub fn load(ps: &ParamStore, name: &str) -> Result<Self> {
         Ok(Self {
-            w: ps.uniform(&format!("{name}.w"), &[fan_in, fan_out], bound)?,
-            b: ps.uniform(&format!("{name}.b"), &[fan_out], bound)?,
-        })
-    }
-
-    /// N(0, std) weights and zero bias (the reference's output layer).
-    pub fn new_normal(
-        ps: &mut ParamStore,
-        name: &str,
-        fan_in: usize,
-        fan_out: usize,
-        std: f64,
-    ) -> Result<Self> {
-        Ok(Self {
-            w: ps.normal(&format!("{name}.w"), &[fan_in, fan_out], std)?,
-            b: ps.constant(&format!("{name}.b"), &[fan_out], 0.0)?,
+            w: ps.get(&format!("{name}.w"))?,
+            b: ps.get(&format!("{name}.b"))?,
         })
     }
 
@@ -116,11 +64,11 @@ pub struct LayerNorm {
 }
 
 impl LayerNorm {
-    /// Gain 1, bias 0.
-    pub fn new(ps: &mut ParamStore, name: &str, n: usize) -> Result<Self> {
+    /// The norm `name` (its gain `name.g` and bias `name.b`).
+    pub fn load(ps: &ParamStore, name: &str) -> Result<Self> {
         Ok(Self {
-            w: ps.constant(&format!("{name}.g"), &[n], 1.0)?,
-            b: ps.constant(&format!("{name}.b"), &[n], 0.0)?,
+            w: ps.get(&format!("{name}.g"))?,
+            b: ps.get(&format!("{name}.b"))?,
         })
     }
 
@@ -150,12 +98,11 @@ pub struct GeGlu {
 }
 
 impl GeGlu {
-    /// in -> hidden.
-    pub fn new(ps: &mut ParamStore, name: &str, fan_in: usize, hidden: usize) -> Result<Self> {
-        Ok(Self {
-            proj: Linear::new(ps, name, fan_in, 2 * hidden)?,
-            hidden,
-        })
+    /// The unit `name` (a linear layer to twice its hidden width).
+    pub fn load(ps: &ParamStore, name: &str) -> Result<Self> {
+        let proj = Linear::load(ps, name)?;
+        let hidden = proj.b.elem_count() / 2;
+        Ok(Self { proj, hidden })
     }
 
     /// Applies the unit to a (batch, in) matrix.
@@ -189,12 +136,11 @@ pub struct DepthwiseConv3 {
 }
 
 impl DepthwiseConv3 {
-    /// Uniform ±1/sqrt(3) weights, as PyTorch's Conv1d with one input channel per group.
-    pub fn new(ps: &mut ParamStore, name: &str, channels: usize) -> Result<Self> {
-        let bound = 1.0 / 3f64.sqrt();
+    /// The convolution `name` (weights `name.w` of 3 x channels, bias `name.b`).
+    pub fn load(ps: &ParamStore, name: &str) -> Result<Self> {
         Ok(Self {
-            w: ps.uniform(&format!("{name}.w"), &[3, channels], bound)?,
-            b: ps.uniform(&format!("{name}.b"), &[channels], bound)?,
+            w: ps.get(&format!("{name}.w"))?,
+            b: ps.get(&format!("{name}.b"))?,
         })
     }
 

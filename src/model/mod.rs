@@ -28,17 +28,22 @@
 //! with one slot per step.
 
 mod adamw;
+mod dims;
+mod graph;
 mod host;
+mod init;
 pub mod layers;
 mod ops;
 
-use crate::preset::{GlobalRead, Preset};
-use crate::side::SideInputs;
+pub(crate) use dims::Dims;
+pub(crate) use init::PICK_DIM;
 pub use ops::matmul::{gemm, View};
 
-use adamw::AdamW;
+use crate::coder::Precision;
+use crate::preset::Preset;
+use crate::side::SideInputs;
 use candle_core::{DType, Device, Result, Tensor};
-use layers::{gelu, DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
+use std::borrow::Cow;
 
 /// Whether tensors on `dev` take fade's fused CPU kernels (layer ops and
 /// AdamW). Other devices run candle's composed ops instead; tests can ask for
@@ -63,121 +68,59 @@ pub(crate) fn gpu_paths_on_this_thread(on: bool) {
     GPU_PATHS.with(|c| c.set(on));
 }
 
-enum Global {
-    Linear {
-        read: Linear,
-    },
-    Attention {
-        query: Linear,
-        pos: Tensor,
-        out: Linear,
-    },
+/// One training step of the network over a batch of lanes, in three parts:
+/// the forward pass to B x 256 logits, the backward pass of the mean
+/// cross-entropy of the true bytes, and the optimizer's update (which also
+/// keeps the step's slot of the rolling cache). Encoder and decoder call the
+/// same sequence, so every implementation computes docs/FORMAT.md's
+/// canonical arithmetic and the two sides see identical probabilities.
+///
+/// Two implementations: the written-out CPU step ([`host`], what the CPU
+/// runs) and the candle graph ([`graph`], what a CUDA device runs, and the
+/// tests' reference on the CPU). [`crate::plan::Plan::host_step`] chooses.
+pub(crate) trait Network: Send {
+    /// The forward pass on B rows of T context bytes, with the side models'
+    /// predictions when the preset has them.
+    fn forward(&mut self, ctx: &[u8], side: Option<SideInputs>) -> Result<()>;
+    /// The B x 256 logits of the last forward pass, row-major.
+    fn logits(&self) -> Result<Cow<'_, [f32]>>;
+    /// The B x 256 values `floor(softmax(logits) * (TOTAL - 256))` of the
+    /// last forward pass, for [`crate::coder::cdf_from_floors`], computed
+    /// where the logits are.
+    fn floors(&self, prec: Precision) -> Result<Vec<u32>>;
+    /// The gradients of the last forward pass's mean cross-entropy on the
+    /// true next byte of every lane.
+    fn backward(&mut self, targets: &[u8]) -> Result<()>;
+    /// One AdamW step with the gradients of the last backward pass; the
+    /// cache keeps that step's slot.
+    fn update(&mut self) -> Result<()>;
+    /// The norm of every parameter's gradient from the last backward pass,
+    /// in the optimizer's order (for tests; -1 where a parameter got none).
+    fn grad_norms(&self) -> Result<Vec<f32>>;
 }
 
-/// Weighs the side models: per lane, one weight per score row from the
-/// network's features and the side models' confidences.
-struct Mixer {
-    rows: usize,
-    sources: usize,
-    conf: usize,
-    from_net: Tensor,
-    from_conf: Tensor,
-    bias: Tensor,
-    /// Small embeddings of each source's predicted byte (257 per source: 256
-    /// for none), projected to F and added to the fine refiner's input: the
-    /// network sees what the side models predict, not only how much to trust
-    /// them. (Full-width embeddings measured the same ratio at 60% more
-    /// parameters to update every step.)
-    picks: Tensor,
-    picks_proj: Linear,
+/// `floor(softmax(logits) * (TOTAL - 256))` on the logits' device. On a GPU
+/// this moves the exps off the coder: building a table from floors costs
+/// them a quarter of quantising logits (`benches/coder.rs`), and the copy
+/// to the host is no larger. A device computes these the same way every
+/// time; the fingerprint covers them, so files made this way only decode on
+/// a device that computes the same.
+fn floors_of(logits: &Tensor, prec: Precision) -> Result<Vec<u32>> {
+    let spread = (prec.total() - 256) as f64;
+    candle_nn::ops::softmax_last_dim(logits)?
+        .affine(spread, 0.0)?
+        .floor()?
+        .to_dtype(DType::U32)?
+        .flatten_all()?
+        .to_vec1::<u32>()
 }
 
-/// Initial weights of the score rows: a verified match is usually right, so
-/// its one-hot starts strong; count scores (log2 of counts) start mild.
-const MATCH_WEIGHT: f32 = 2.0;
-const SEEN_WEIGHT: f32 = 0.5;
-const COUNT_WEIGHT: f32 = 0.3;
-/// Width of the embedding of a side model's predicted byte.
-const PICK_DIM: usize = 8;
-
-struct Branch {
-    ln: LayerNorm,
-    down: Linear,
-    lane_w: Tensor,
-    up: Linear,
-    gate: Linear,
-    lane_b: Tensor,
-    skip: Tensor,
-}
-
-/// The model with its optimizer state and rolling cache.
+/// The model: one [`Network`] with its parameters' names.
 pub struct Model {
-    p: Preset,
-    lanes: usize,
+    net: Box<dyn Network>,
+    names: Vec<String>,
+    count: usize,
     dev: Device,
-    emb: Tensor,
-    ln_in: LayerNorm,
-    cache_enc: GeGlu,
-    global: Global,
-    global_skip: Tensor,
-    ln_local: LayerNorm,
-    conv: DepthwiseConv3,
-    gate: Linear,
-    branches: Vec<Branch>,
-    ln_f1: LayerNorm,
-    ffn_in: GeGlu,
-    ffn_out: Linear,
-    ln_f2: LayerNorm,
-    fine_skip: Tensor,
-    out: Linear,
-    mixer: Option<Mixer>,
-    cache: Tensor,
-    store: ParamStore,
-    opt: AdamW,
-    /// The written-out CPU step ([`host`]), which owns the parameters from
-    /// creation on; `None` where the candle graph above runs the model.
-    host: Option<host::Host>,
-}
-
-/// The result of one forward pass, kept until the step is learned.
-pub struct Step(StepOf);
-
-enum StepOf {
-    Graph { logits: Tensor, cache: Tensor },
-    Host { logits: Vec<f32> },
-}
-
-impl Step {
-    /// The B x 256 logits, row-major.
-    pub fn logits(&self) -> Result<Vec<f32>> {
-        match &self.0 {
-            StepOf::Graph { logits, .. } => logits.flatten_all()?.to_vec1::<f32>(),
-            StepOf::Host { logits } => Ok(logits.clone()),
-        }
-    }
-
-    /// The B x 256 values `floor(softmax(logits) * (TOTAL - 256))`, computed on
-    /// the model's device, for [`crate::coder::cdf_from_floors`]. On a GPU this
-    /// moves the exps off the coder: building a table from floors costs
-    /// them a quarter of quantising logits (`benches/coder.rs`), and the copy
-    /// to the host is no larger. A device computes these the same way every
-    /// time; the fingerprint covers them, so files made this way only decode on
-    /// a device that computes the same.
-    pub fn floors(&self, prec: crate::coder::Precision) -> Result<Vec<u32>> {
-        let spread = (prec.total() - 256) as f64;
-        let logits = match &self.0 {
-            StepOf::Graph { logits, .. } => logits.clone(),
-            StepOf::Host { logits } => {
-                Tensor::from_vec(logits.clone(), (logits.len() / 256, 256), &Device::Cpu)?
-            }
-        };
-        candle_nn::ops::softmax_last_dim(&logits)?
-            .affine(spread, 0.0)?
-            .floor()?
-            .to_dtype(DType::U32)?
-            .flatten_all()?
-            .to_vec1::<u32>()
-    }
 }
 
 impl Model {
@@ -190,113 +133,22 @@ impl Model {
     /// A model that runs the written-out CPU step if `host`, else the candle
     /// graph (tests hold the two to the same bits).
     pub(crate) fn with_step(p: &Preset, dev: &Device, host: bool) -> Result<Self> {
-        let (b, t, d) = (p.lanes as usize, p.context as usize, p.embed as usize);
-        let f = t * d;
-        let (g, s, r) = (
-            p.cache as usize,
-            p.cache_step as usize,
-            p.refiner_rank as usize,
-        );
-        let mut ps = ParamStore::new(p.seed, dev);
-        let emb = ps.normal("embed", &[256, d], 0.01)?;
-        let ln_in = LayerNorm::new(&mut ps, "ln_in", f)?;
-        let cache_enc = GeGlu::new(&mut ps, "cache_enc", d, s)?;
-        let global = match p.global {
-            GlobalRead::Linear => Global::Linear {
-                read: Linear::new(&mut ps, "global.read", g, f)?,
-            },
-            GlobalRead::Attention => Global::Attention {
-                query: Linear::new(&mut ps, "global.query", f, s)?,
-                pos: ps.normal("global.pos", &[p.cache_slots(), s], 0.02)?,
-                out: Linear::new(&mut ps, "global.out", s, f)?,
-            },
-        };
-        let global_skip = ps.constant("global.skip", &[1], 1.0)?;
-        let ln_local = LayerNorm::new(&mut ps, "ln_local", d)?;
-        let conv = DepthwiseConv3::new(&mut ps, "local.conv", d)?;
-        let gate = Linear::new(&mut ps, "gate", f, f)?;
-        let nb = p.refiner_branches as usize;
-        let fb = f / nb;
-        let mut branches = Vec::new();
-        for i in 0..nb {
-            let n = format!("coarse{i}");
-            branches.push(Branch {
-                ln: LayerNorm::new(&mut ps, &format!("{n}.ln"), fb)?,
-                down: Linear::new(&mut ps, &format!("{n}.down"), fb, r)?,
-                lane_w: ps.normal(&format!("{n}.lane_w"), &[b, r, r], 0.01)?,
-                up: Linear::new(&mut ps, &format!("{n}.up"), r, fb)?,
-                gate: Linear::new(&mut ps, &format!("{n}.gate"), fb, fb)?,
-                lane_b: ps.normal(&format!("{n}.lane_b"), &[b, fb], 0.01)?,
-                skip: ps.constant(&format!("{n}.skip"), &[1], 1.0)?,
-            });
-        }
-        let ln_f1 = LayerNorm::new(&mut ps, "fine.ln1", f)?;
-        let ffn_in = GeGlu::new(&mut ps, "fine.in", f, p.ffn as usize)?;
-        let ffn_out = Linear::new(&mut ps, "fine.out", p.ffn as usize, f)?;
-        let ln_f2 = LayerNorm::new(&mut ps, "fine.ln2", f)?;
-        let fine_skip = ps.constant("fine.skip", &[1], 1.0)?;
-        let out = Linear::new_normal(&mut ps, "out", f, 256, 0.01)?;
-        let rows = p.side().rows();
-        let mixer = if rows == 0 {
-            None
+        let dims = Dims::of(p);
+        let params = init::parameters(&dims);
+        let names: Vec<String> = params.iter().map(|q| q.name.clone()).collect();
+        let count = params.iter().map(init::Param::len).sum();
+        let net: Box<dyn Network> = if host {
+            let vars = params.iter().map(|q| (q.name.clone(), q.values(p.seed)));
+            Box::new(host::Host::new(p, dims, vars.collect())?)
         } else {
-            let conf = p.side().conf_width();
-            let matching = p.match_short > 0 || p.match_long > 0;
-            let init: Vec<f32> = (0..rows)
-                .map(|i| match (matching, i) {
-                    (true, 0) => MATCH_WEIGHT,
-                    (true, i) if i % 2 == 1 => SEEN_WEIGHT,
-                    (false, i) if i % 2 == 0 => SEEN_WEIGHT,
-                    _ => COUNT_WEIGHT,
-                })
-                .collect();
-            let sources = p.side().sources();
-            Some(Mixer {
-                rows,
-                sources,
-                conf,
-                from_net: ps.constant("mix.net", &[f, rows], 0.0)?,
-                from_conf: ps.constant("mix.conf", &[conf, rows], 0.0)?,
-                bias: ps.values("mix.bias", &[rows], &init)?,
-                picks: ps.normal("mix.picks", &[sources * 257, PICK_DIM], 0.1)?,
-                picks_proj: Linear::new(&mut ps, "mix.picks_proj", sources * PICK_DIM, f)?,
-            })
-        };
-        let cache = Tensor::zeros((b, g), DType::F32, dev)?;
-        let opt = AdamW::new(p, &ps.vars)?;
-        let host = if host {
-            let mut vars = Vec::with_capacity(ps.vars.len());
-            for (name, v) in &ps.vars {
-                vars.push((name.clone(), v.as_tensor().flatten_all()?.to_vec1::<f32>()?));
-            }
-            Some(host::Host::new(p, vars)?)
-        } else {
-            None
+            let store = layers::ParamStore::new(&params, p.seed, dev)?;
+            Box::new(graph::Graph::new(p, dims, store, dev)?)
         };
         Ok(Self {
-            p: p.clone(),
-            lanes: b,
+            net,
+            names,
+            count,
             dev: dev.clone(),
-            emb,
-            ln_in,
-            cache_enc,
-            global,
-            global_skip,
-            ln_local,
-            conv,
-            gate,
-            branches,
-            ln_f1,
-            ffn_in,
-            ffn_out,
-            ln_f2,
-            fine_skip,
-            out,
-            mixer,
-            cache,
-            store: ps,
-            opt,
-            host,
         })
     }
 
@@ -307,163 +159,56 @@ impl Model {
 
     /// Number of trainable values.
     pub fn param_count(&self) -> usize {
-        self.store.count()
+        self.count
     }
 
     /// Names of the trainable parameters, in optimizer order.
     pub fn param_names(&self) -> Vec<String> {
-        self.store.vars.iter().map(|(n, _)| n.clone()).collect()
+        self.names.clone()
     }
 
     /// Forward pass on the contexts of all lanes: `ctx` holds B rows of T
     /// bytes; `side` the side models' predictions when the preset has them.
-    pub fn forward(&mut self, ctx: &[u8], side: Option<SideInputs>) -> Result<Step> {
-        if let Some(host) = &mut self.host {
-            host.forward(ctx, side)?;
-            return Ok(Step(StepOf::Host {
-                logits: host.logits().to_vec(),
-            }));
-        }
-        self.graph_forward(ctx, side)
+    pub fn forward(&mut self, ctx: &[u8], side: Option<SideInputs>) -> Result<()> {
+        self.net.forward(ctx, side)
     }
 
-    /// [`Model::forward`] as a candle graph.
-    fn graph_forward(&self, ctx: &[u8], side: Option<SideInputs>) -> Result<Step> {
-        let (b, t, d) = (self.lanes, self.p.context as usize, self.p.embed as usize);
-        let f = t * d;
-        let ids: Vec<u32> = ctx.iter().map(|&c| c as u32).collect();
-        let ids = Tensor::from_vec(ids, b * t, &self.dev)?;
-        let x = self.emb.index_select(&ids, 0)?; // (B*T, D)
-        let h = self.ln_in.forward(&x.reshape((b, f))?)?;
-
-        // Global stream: append the newest byte's features, read the cache.
-        let newest = x.reshape((b, t, d))?.narrow(1, t - 1, 1)?.reshape((b, d))?;
-        let slot = self.cache_enc.forward(&newest)?;
-        let (g, s) = (self.p.cache as usize, self.p.cache_step as usize);
-        let cache = Tensor::cat(&[&self.cache.narrow(1, s, g - s)?, &slot], 1)?;
-        let read = match &self.global {
-            Global::Linear { read } => read.forward(&cache)?,
-            Global::Attention { query, pos, out } => {
-                let slots = self.p.cache_slots();
-                let keys = ops::add_bias(&cache, &pos.flatten_all()?)?.reshape((b, slots, s))?;
-                let q = query.forward(&h)?.affine(1.0 / (s as f64).sqrt(), 0.0)?;
-                let scores = ops::matmul(&keys, &q.unsqueeze(2)?)?.reshape((b, slots))?;
-                let att = ops::softmax_last_dim(&scores)?;
-                let mixed = ops::matmul(&att.unsqueeze(1)?, &keys)?.reshape((b, s))?;
-                out.forward(&mixed)?
-            }
-        };
-        let global = (gelu(&read)? + ops::scale(&h, &self.global_skip)?)?;
-
-        // Local stream.
-        let xl = self.ln_local.forward(&x.reshape((b, t, d))?)?;
-        let local = gelu(&self.conv.forward(&xl)?)?.reshape((b, f))?;
-
-        // Gated fusion: local + a * (global - local).
-        let a = ops::sigmoid(&self.gate.forward(&h)?)?;
-        let fused = (&local + a.mul(&(global - &local)?)?)?;
-
-        // Coarse refiner, per branch with per-lane parameters.
-        let fb = f / self.branches.len();
-        let mut parts = Vec::with_capacity(self.branches.len());
-        for (i, br) in self.branches.iter().enumerate() {
-            let xb = fused.narrow(1, i * fb, fb)?;
-            let n = br.ln.forward(&xb)?;
-            let z = ops::matmul(&br.down.forward(&n)?.unsqueeze(1)?, &br.lane_w)?.squeeze(1)?;
-            let u = br.up.forward(&z)?;
-            let gate = ops::sigmoid(&br.gate.forward(&n)?)?;
-            let y = ((u * gate)? + &br.lane_b)?;
-            parts.push((y + ops::scale(&xb, &br.skip)?)?);
-        }
-        let mut coarse = Tensor::cat(&parts, 1)?;
-        if let (Some(mx), Some(side)) = (&self.mixer, &side) {
-            {
-                let table = &mx.picks;
-                let ids: Vec<u32> = side
-                    .picks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &p)| (i % mx.sources) as u32 * 257 + p)
-                    .collect();
-                let ids = Tensor::from_vec(ids, b * mx.sources, &self.dev)?;
-                let e = table.index_select(&ids, 0)?;
-                let e = e.reshape((b, mx.sources * PICK_DIM))?;
-                coarse = (coarse + mx.picks_proj.forward(&e)?)?;
-            }
-        }
-
-        // Fine refiner.
-        let n = self.ln_f1.forward(&coarse)?;
-        let y = self.ffn_out.forward(&self.ffn_in.forward(&n)?)?;
-        let y = (gelu(&self.ln_f2.forward(&y)?)? + ops::scale(&coarse, &self.fine_skip)?)?;
-        let mut logits = self.out.forward(&y)?;
-        if let Some(mx) = &self.mixer {
-            let Some(side) = side else {
-                candle_core::bail!("the preset mixes side models, but none were given")
-            };
-            if side.scores.lanes() != b || side.scores.rows != mx.rows {
-                candle_core::bail!("side scores of the wrong shape")
-            }
-            let scores = std::sync::Arc::new(side.scores);
-            let conf = Tensor::from_vec(side.conf, (b, mx.conf), &self.dev)?;
-            let w = (ops::matmul(&y, &mx.from_net)? + ops::matmul(&conf, &mx.from_conf)?)?;
-            let w = ops::add_bias(&w, &mx.bias)?;
-            let bonus = ops::mix(&w, &scores)?;
-            logits = (logits + bonus)?;
-        }
-        Ok(Step(StepOf::Graph { logits, cache }))
+    /// The B x 256 logits of the last forward pass, row-major.
+    pub fn logits(&self) -> Result<Cow<'_, [f32]>> {
+        self.net.logits()
     }
 
-    /// Learns from the true next byte of every lane: one AdamW step on the mean
-    /// cross-entropy, then the cache keeps this step's slot.
-    pub fn learn(&mut self, step: Step, targets: &[u8]) -> Result<()> {
-        match (step.0, &mut self.host) {
-            (StepOf::Host { .. }, Some(host)) => host.learn(targets, &mut self.opt),
-            (StepOf::Graph { logits, cache }, None) => {
-                let grads = ops::cross_entropy(&logits, targets)?.backward()?;
-                self.opt.step(&self.store.vars, &grads)?;
-                self.cache = cache.detach();
-                Ok(())
-            }
-            _ => candle_core::bail!("a step learned by a model that did not make it"),
-        }
+    /// The floors of the last forward pass ([`Network::floors`]).
+    pub fn floors(&self, prec: Precision) -> Result<Vec<u32>> {
+        self.net.floors(prec)
     }
 
-    /// Gradient norm of every parameter for one step on the given data (for tests).
+    /// Learns from the true next byte of every lane: the backward pass of
+    /// the last forward pass and one AdamW step.
+    pub fn learn(&mut self, targets: &[u8]) -> Result<()> {
+        self.net.backward(targets)?;
+        self.net.update()
+    }
+
+    /// Gradient norm of every parameter for one step on the given data (for
+    /// tests); the step is not learned.
     pub fn grad_norms(
         &mut self,
         ctx: &[u8],
         targets: &[u8],
         side: Option<SideInputs>,
     ) -> Result<Vec<(String, f32)>> {
-        if let Some(host) = &mut self.host {
-            host.forward(ctx, side)?;
-            host.backward(targets);
-            let norms = self.store.vars.iter().zip(&host.grads);
-            return Ok(norms
-                .map(|((name, _), g)| (name.clone(), g.iter().map(|v| v * v).sum::<f32>().sqrt()))
-                .collect());
-        }
-        let step = self.graph_forward(ctx, side)?;
-        let StepOf::Graph { logits, .. } = step.0 else {
-            candle_core::bail!("graph step expected")
-        };
-        let grads = ops::cross_entropy(&logits, targets)?.backward()?;
-        let mut out = Vec::new();
-        for (name, var) in &self.store.vars {
-            let n = match grads.get(var.as_tensor()) {
-                Some(g) => g.sqr()?.sum_all()?.to_scalar::<f32>()?.sqrt(),
-                None => -1.0,
-            };
-            out.push((name.clone(), n));
-        }
-        Ok(out)
+        self.net.forward(ctx, side)?;
+        self.net.backward(targets)?;
+        let norms = self.net.grad_norms()?;
+        Ok(self.names.iter().cloned().zip(norms).collect())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::preset::GlobalRead;
 
     fn tiny() -> Preset {
         let mut p = Preset::load("default").unwrap();
@@ -515,8 +260,8 @@ mod tests {
             let mut m = Model::new(&p, &Device::Cpu).unwrap();
             // Two steps, so the cache slot from step 1 is non-zero at step 2.
             let ctx = data(16, 1);
-            let st = m.forward(&ctx, None).unwrap();
-            m.learn(st, &data(4, 2)).unwrap();
+            m.forward(&ctx, None).unwrap();
+            m.learn(&data(4, 2)).unwrap();
             for (name, n) in m.grad_norms(&data(16, 3), &data(4, 4), None).unwrap() {
                 assert!(
                     n > 0.0 && n.is_finite(),
@@ -538,10 +283,9 @@ mod tests {
         assert_eq!(p.side().rows(), 5);
         let mut m = Model::new(&p, &Device::Cpu).unwrap();
         assert_eq!(p.param_count(), m.param_count() as u64);
-        let st = m
-            .forward(&data(16, 1), Some(side_inputs(4, &p, 1)))
+        m.forward(&data(16, 1), Some(side_inputs(4, &p, 1)))
             .unwrap();
-        m.learn(st, &data(4, 2)).unwrap();
+        m.learn(&data(4, 2)).unwrap();
         let side = Some(side_inputs(4, &p, 2));
         let norms = m.grad_norms(&data(16, 3), &data(4, 4), side).unwrap();
         assert!(norms.iter().any(|(n, _)| n == "mix.conf"));
@@ -565,11 +309,9 @@ mod tests {
                 .flat_map(|l| text[l * 200 + step..l * 200 + step + 4].to_vec())
                 .collect();
             let tg: Vec<u8> = (0..4).map(|l| text[l * 200 + step + 4]).collect();
-            let (sa, sb) = (
-                a.forward(&ctx, None).unwrap(),
-                b.forward(&ctx, None).unwrap(),
-            );
-            let (la, lb) = (sa.logits().unwrap(), sb.logits().unwrap());
+            a.forward(&ctx, None).unwrap();
+            b.forward(&ctx, None).unwrap();
+            let (la, lb) = (a.logits().unwrap().to_vec(), b.logits().unwrap().to_vec());
             assert_eq!(
                 la.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
                 lb.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
@@ -589,8 +331,8 @@ mod tests {
             if step >= 140 {
                 last += ce;
             }
-            a.learn(sa, &tg).unwrap();
-            b.learn(sb, &tg).unwrap();
+            a.learn(&tg).unwrap();
+            b.learn(&tg).unwrap();
         }
         assert!(last < first * 0.7, "loss did not fall: {first} -> {last}");
     }

@@ -6,25 +6,29 @@
 //! and concatenation. Profiling the default preset on the CPU found those
 //! zero fills, adds and copies taking about a quarter of a step. Here every
 //! buffer lives from step to step, and the step calls the same kernels
-//! ([`super::ops`]) with the same operands in the same order as the graph of
-//! [`super::Model`] did, so it computes the same bits: the format's arithmetic
+//! ([`super::ops`]) with the same operands in the same order as the candle
+//! graph ([`super::graph`]), so it computes the same bits: the format's arithmetic
 //! did not change, and a test holds this step to the graph, bit for bit, over
 //! several training steps of every kind of preset. Where the graph summed three
 //! or more gradient contributions into one tensor, the sums here keep candle's
 //! order (the two-term ones are the same in either order).
 //!
-//! The graph stays the model on other devices (CUDA), and the reference.
+//! The graph stays the step on other devices (CUDA), and the reference.
 
 mod backward;
 
+use super::adamw::AdamW;
+use super::init::PICK_DIM;
 use super::ops::{
     geglu_into, gelu_into_keep, layer_norm, mix_into, rows_with, scale_into, sigmoid_into,
     softmax_into,
 };
-use super::{View, PICK_DIM};
+use super::{Dims, Network, View};
+use crate::coder::Precision;
 use crate::preset::{GlobalRead, Preset};
 use crate::side::{Scores, SideInputs};
-use candle_core::Result;
+use candle_core::{Device, Result};
+use std::borrow::Cow;
 
 const EPS: f32 = 1e-5;
 
@@ -153,6 +157,8 @@ pub(super) struct Host {
     ix: Ix,
     pub(super) params: Vec<Vec<f32>>,
     pub(super) grads: Vec<Vec<f32>>,
+    /// The optimizer's moments, one pair per parameter.
+    opt: AdamW,
     /// The rolling cache as of the last learned step (B x G).
     cache: Vec<f32>,
     acts: Acts,
@@ -198,7 +204,7 @@ fn add_rows(y: &mut [f32], b: &[f32]) {
 impl Host {
     /// The step for `p`, with the initial parameter values `vars` (name,
     /// values) in the optimizer's order.
-    pub(super) fn new(p: &Preset, vars: Vec<(String, Vec<f32>)>) -> Result<Self> {
+    pub(super) fn new(p: &Preset, dims: Dims, vars: Vec<(String, Vec<f32>)>) -> Result<Self> {
         let find = |name: &str| -> Result<usize> {
             vars.iter()
                 .position(|(n, _)| n == name)
@@ -220,16 +226,20 @@ impl Host {
                 b: find(&format!("{name}.b"))?,
             })
         };
-        let (b, t, d) = (p.lanes as usize, p.context as usize, p.embed as usize);
-        let f = t * d;
-        let (g, s, r) = (
-            p.cache as usize,
-            p.cache_step as usize,
-            p.refiner_rank as usize,
-        );
-        let nb = p.refiner_branches as usize;
-        let fb = f / nb;
-        let global = match p.global {
+        let Dims {
+            b,
+            t,
+            d,
+            f,
+            g,
+            s,
+            r,
+            nb,
+            fb,
+            h: ffn,
+            ..
+        } = dims;
+        let global = match dims.global {
             GlobalRead::Linear => GlobalIx::Linear {
                 read: lin("global.read", g)?,
             },
@@ -284,14 +294,16 @@ impl Host {
             branches,
             ln_f1: ln("fine.ln1")?,
             ffn_in: lin("fine.in", f)?,
-            ffn_out: lin("fine.out", p.ffn as usize)?,
+            ffn_out: lin("fine.out", ffn)?,
             ln_f2: ln("fine.ln2")?,
             fine_skip: find("fine.skip")?,
             out: lin("out", f)?,
             mixer,
         };
         let grads = vars.iter().map(|(_, v)| vec![0f32; v.len()]).collect();
+        let sizes: Vec<usize> = vars.iter().map(|(_, v)| v.len()).collect();
         Ok(Self {
+            opt: AdamW::for_host(p, &sizes),
             b,
             t,
             d,
@@ -299,7 +311,7 @@ impl Host {
             g,
             s,
             r,
-            ffn: p.ffn as usize,
+            ffn,
             ix,
             params: vars.into_iter().map(|(_, v)| v).collect(),
             grads,
@@ -307,11 +319,6 @@ impl Host {
             acts: Acts::default(),
             scratch: backward::Scratch::default(),
         })
-    }
-
-    /// The B x 256 logits of the last forward pass.
-    pub(super) fn logits(&self) -> &[f32] {
-        &self.acts.logits
     }
 
     /// The forward pass on the contexts of all lanes (B rows of T bytes),
@@ -577,17 +584,40 @@ impl Host {
         }
         Ok(())
     }
+}
 
-    /// Learns from the true next byte of every lane: the backward pass of the
-    /// last forward pass and one AdamW step; the cache keeps that step's slot.
-    pub(super) fn learn(&mut self, targets: &[u8], opt: &mut super::AdamW) -> Result<()> {
+impl Network for Host {
+    fn forward(&mut self, ctx: &[u8], side: Option<SideInputs>) -> Result<()> {
+        Host::forward(self, ctx, side)
+    }
+
+    fn logits(&self) -> Result<Cow<'_, [f32]>> {
+        Ok(Cow::Borrowed(&self.acts.logits))
+    }
+
+    fn floors(&self, prec: Precision) -> Result<Vec<u32>> {
+        let logits = &self.acts.logits;
+        let t = candle_core::Tensor::from_slice(logits, (logits.len() / 256, 256), &Device::Cpu)?;
+        super::floors_of(&t, prec)
+    }
+
+    fn backward(&mut self, targets: &[u8]) -> Result<()> {
         if targets.len() != self.b {
             candle_core::bail!("{} targets for {} lanes", targets.len(), self.b);
         }
-        self.backward(targets);
-        opt.step_host(&mut self.params, &self.grads)?;
+        Host::backward(self, targets);
+        Ok(())
+    }
+
+    fn update(&mut self) -> Result<()> {
+        self.opt.step_host(&mut self.params, &self.grads)?;
         std::mem::swap(&mut self.cache, &mut self.acts.cache);
         Ok(())
+    }
+
+    fn grad_norms(&self) -> Result<Vec<f32>> {
+        let norm = |g: &Vec<f32>| g.iter().map(|v| v * v).sum::<f32>().sqrt();
+        Ok(self.grads.iter().map(norm).collect())
     }
 }
 
@@ -659,16 +689,16 @@ mod tests {
                 hints: Vec::new(),
                 seen: Vec::new(),
             });
-            let sg = graph.forward(&ctx, side).unwrap();
-            let sh = pool.run(|| host.forward(&ctx, copy)).unwrap();
-            let bits = |v: Vec<f32>| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            graph.forward(&ctx, side).unwrap();
+            pool.run(|| host.forward(&ctx, copy)).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert!(
-                bits(sg.logits().unwrap()) == bits(sh.logits().unwrap()),
+                bits(&graph.logits().unwrap()) == bits(&host.logits().unwrap()),
                 "{}: logits differ at step {step}",
                 p.name
             );
-            graph.learn(sg, &targets).unwrap();
-            pool.run(|| host.learn(sh, &targets)).unwrap();
+            graph.learn(&targets).unwrap();
+            pool.run(|| host.learn(&targets)).unwrap();
         }
     }
 
