@@ -683,7 +683,7 @@ mod tests {
             assert!(p.fitted(1000).memory_needed() <= p.memory_needed());
         }
         let paper = Preset::load("paper").unwrap();
-        // Measured: 978 MB peak for paper on enwik6 (README).
+        // Measured: 978 MB peak for paper on enwik6 (docs/PERFORMANCE.md).
         assert!(paper.memory_needed() > 978_000_000);
         let wide = paper.with_lanes(4096).unwrap();
         assert!(wide.memory_needed() > paper.memory_needed());

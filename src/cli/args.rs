@@ -17,8 +17,8 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// What each level costs, measured on one core of a 2-core Xeon (README,
-/// "Results"), so nobody waits a minute per MB without being told. The level
+/// What each level costs, measured on a 2-core machine (README's level
+/// table, docs/PERFORMANCE.md), so nobody waits a minute per MB without being told. The level
 /// flags are not clap arguments (see [`normalize`]), so they are shown here,
 /// in every help page; each line fits 80 columns.
 pub const LEVELS: &str = "\
@@ -32,7 +32,7 @@ about as fast):
   -5              paper    0.6 KB/s  the paper's pure network, for GPUs
                                      (--best with --device cuda)
 Levels above 5 (-9, -19) use the strongest practical level, with a warning.
--T N codes blocks on N cores (see README, \"Many cores\").";
+-T N codes blocks on N cores (see docs/PARALLEL.md).";
 
 /// Width of every help page, so it reads in an 80-column terminal.
 const HELP_WIDTH: usize = 80;

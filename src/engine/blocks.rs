@@ -6,7 +6,7 @@
 //! number and an index closes them (`engine::sequence`), so a file cut at a
 //! frame boundary or with frames dropped, repeated or swapped is refused; an
 //! input of one block is one plain frame. The output depends on the block
-//! size only, never on the number of threads. Each block restarts the model, which costs ratio (see README,
+//! size only, never on the number of threads. Each block restarts the model, which costs ratio (see docs/PARALLEL.md,
 //! "Many cores"), so without `-T` fade keeps one model for the whole input.
 //!
 //! Decoding finds the frames of a file from their framing
@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Default block size of `-T`: 16 MiB, four segments of the built-in
-/// presets. Measured on dickens with level 1 (README): smaller blocks cost
+/// presets. Measured on dickens with level 1 (docs/PARALLEL.md): smaller blocks cost
 /// ratio (each restarts the model), larger ones leave cores idle on
 /// medium-sized inputs.
 pub const DEFAULT_BLOCK_SIZE: usize = 16 << 20;
