@@ -139,6 +139,7 @@ pub fn run() -> Result<()> {
             presets,
             prefix,
             format,
+            plot,
         }) => {
             if *explain {
                 let names = if presets.is_empty() && c.preset.is_none() {
@@ -155,7 +156,11 @@ pub fn run() -> Result<()> {
                 bail!("bench reads the files of each directory it is given; -r is not needed");
             }
             let presets = bench_presets(presets, c)?;
-            bench::run(paths, &presets, *prefix, *format == args::Format::Json, c)
+            let output = bench::Output {
+                json: *format == args::Format::Json,
+                plot: plot.as_deref(),
+            };
+            bench::run(paths, &presets, *prefix, output, c)
         }
         None => classic(&cli),
     }
