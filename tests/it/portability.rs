@@ -6,8 +6,7 @@
 //! Regenerate the golden files only when the format changes on purpose:
 //! `tests/golden/make.sh` (and bump the format version).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -3,8 +3,7 @@
 //! separate fade processes and joined in order form one valid file.
 //! Skips visibly when `parallel` is not installed (CI installs it).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn parallel_installed() -> bool {

@@ -1,8 +1,7 @@
 //! The command line as users drive it: streams, file safety, subcommands,
 //! gzip-style forms, integrity checks. Every test runs the real binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Read;
 use std::process::{Command, Stdio};
 

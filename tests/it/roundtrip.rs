@@ -1,7 +1,6 @@
 //! End-to-end round trips through the real binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn tiny_inputs_and_lane_boundaries() {
