@@ -404,7 +404,7 @@ impl Preset {
     /// decoder can refuse a frame it could not afford.
     ///
     /// An upper bound on the whole process's peak resident memory, canary
-    /// included: `tests/reliability.rs` (`memory_estimate_bounds_the_measured_peak`)
+    /// included: `tests/it/reliability.rs` (`memory_estimate_bounds_the_measured_peak`)
     /// measures the peak of compressing and decompressing with every built-in
     /// preset on all its lanes and with custom presets at the limit of each
     /// field, and checks each against this estimate.

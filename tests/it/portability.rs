@@ -6,8 +6,7 @@
 //! Regenerate the golden files only when the format changes on purpose:
 //! `tests/golden/make.sh` (and bump the format version).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -68,32 +67,46 @@ fn have(tool: &str) -> bool {
 
 #[test]
 fn golden_files_decode_byte_identical_at_every_vector_level() {
+    // Every decoding is independent: they run on as many threads as there
+    // are cores, each one checked as before.
+    let mut runs: Vec<(&str, Option<&str>)> = Vec::new();
     for (name, _) in GOLDEN {
         let f = golden().join(name);
         let listing = String::from_utf8(ok(fade(&["list", f.to_str().unwrap()]))).unwrap();
         let preset = name.split(['.', '-']).nth(1).unwrap();
         assert!(listing.contains(preset), "{name}: {listing}");
-        check(
-            fade(&["decompress", "-c", f.to_str().unwrap()]),
-            name,
-            "natively",
-        );
+        runs.push((name, None));
         for level in ["baseline", "avx2"] {
             // Software FMA makes baseline slow, and paper is slow anyway: the
             // canary fingerprint already covers its kernels at every level.
             if *name == "sample.paper.fade" || (level == "baseline" && !QUICK.contains(name)) {
                 continue;
             }
-            check(
-                fade_env(
-                    &["decompress", "-c", f.to_str().unwrap()],
-                    &[("FADE_SIMD", level)],
-                ),
-                name,
-                &format!("with FADE_SIMD={level}"),
-            );
+            runs.push((name, Some(level)));
         }
     }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|scope| {
+        for _ in 0..workers.min(runs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&(name, level)) = runs.get(i) else {
+                    return;
+                };
+                let f = golden().join(name);
+                let args = ["decompress", "-c", f.to_str().unwrap()];
+                match level {
+                    None => check(fade(&args), name, "natively"),
+                    Some(level) => check(
+                        fade_env(&args, &[("FADE_SIMD", level)]),
+                        name,
+                        &format!("with FADE_SIMD={level}"),
+                    ),
+                }
+            });
+        }
+    });
 }
 
 #[test]

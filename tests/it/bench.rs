@@ -1,8 +1,7 @@
 //! `fade bench` end to end: the real binary measuring itself (and whichever
 //! of gzip, zstd, xz and zpaq are installed) on a small file.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 

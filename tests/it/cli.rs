@@ -1,8 +1,7 @@
 //! The command line as users drive it: streams, file safety, subcommands,
 //! gzip-style forms, integrity checks. Every test runs the real binary.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::Read;
 use std::process::{Command, Stdio};
 
@@ -301,12 +300,14 @@ fn concatenated_files_decompress_to_concatenated_content() {
 
 #[test]
 fn incompressible_input_is_stored_with_tiny_overhead() {
-    let data = random_bytes(256 * 1024, 4);
+    // 64 KiB: the model still codes every byte before the block is stored,
+    // so the size is what the test costs (256 KiB cost four times this).
+    let data = random_bytes(64 * 1024, 4);
     let packed = ok(piped(&["compress"], &data));
     let limit = data.len() + data.len() / 1000 + 256;
     assert!(
         packed.len() < limit,
-        "{} bytes for 256 KiB of random data (limit {limit})",
+        "{} bytes for 64 KiB of random data (limit {limit})",
         packed.len()
     );
     assert_eq!(ok(piped(&["decompress"], &packed)), data);
@@ -405,7 +406,10 @@ fn level_flags_pick_steps_of_the_preset_ladder() {
 fn lanes_flag_overrides_the_fitted_lane_count() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
-    let data = text(8_000);
+    // Short enough that the preset alone fits 16 lanes (under 16 x 2048
+    // bytes), and short because the medium model's cost grows faster than
+    // the input here (8,000 bytes cost 40 times what 2,000 do).
+    let data = text(2_000);
     std::fs::write(&input, &data).unwrap();
     let lanes_of = |args: &[&str]| {
         let out = dir.path().join("out.fade");

@@ -3,8 +3,7 @@
 //! chosen preset, one-line usage errors. Every test runs the real binary on
 //! small files with the tiny test preset.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 
 fn s(p: &Path) -> &str {

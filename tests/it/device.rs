@@ -2,8 +2,7 @@
 //! arithmetic fingerprint or device class differs from this machine's is refused
 //! before any decoding, with a message naming the device to use.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Rewrites the header, as a file from another device would look.
 fn patch_header(packed: &[u8], f: impl Fn(&mut fade::__internals::format::FrameHeader)) -> Vec<u8> {

@@ -2,8 +2,7 @@
 //! inputs that change while read, hostile headers, pipes, signals, permissions,
 //! operands named like subcommands, and errors that must come early.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

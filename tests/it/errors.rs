@@ -1,7 +1,6 @@
 //! Damaged and foreign inputs through the real binary: exit 1, one line, no output.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 fn packed_sample(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
     let text = b"the quick brown fox jumps over the lazy dog; ".repeat(100);

@@ -1,10 +1,9 @@
-//! GNU parallel as a many-core and many-machine front end (README, "Many
+//! GNU parallel as a many-core and many-machine front end (docs/PARALLEL.md, "Many
 //! cores and many machines"): frames concatenate, so blocks compressed by
 //! separate fade processes and joined in order form one valid file.
 //! Skips visibly when `parallel` is not installed (CI installs it).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn parallel_installed() -> bool {
@@ -105,7 +104,9 @@ fn frames_of(path: &str) -> usize {
 fn threads_code_blocks_as_frames_independent_of_the_thread_count() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
-    let data = lines(25_000);
+    // Four blocks of 2 KB (the tiny model codes about 30 µs a byte, and
+    // every case below codes or decodes the whole input).
+    let data = lines(7_000);
     std::fs::write(&f, &data).unwrap();
     let fs = f.to_str().unwrap();
     let t = tiny();
@@ -119,11 +120,11 @@ fn threads_code_blocks_as_frames_independent_of_the_thread_count() {
         o
     };
     let one = packed(&[], "one.fade");
-    let t1 = packed(&["-T1", "--block-size", "8k"], "t1.fade");
-    let t2 = packed(&["-T2", "--block-size", "8k"], "t2.fade");
-    let t0 = packed(&["-T0", "--block-size", "8k"], "t0.fade");
+    let t1 = packed(&["-T1", "--block-size", "2k"], "t1.fade");
+    let t2 = packed(&["-T2", "--block-size", "2k"], "t2.fade");
+    let t0 = packed(&["-T0", "--block-size", "2k"], "t0.fade");
     assert_eq!(frames_of(&one), 1);
-    assert_eq!(frames_of(&t2), data.len().div_ceil(8000));
+    assert_eq!(frames_of(&t2), data.len().div_ceil(2000));
     let bytes = |p: &str| std::fs::read(p).unwrap();
     assert_eq!(bytes(&t1), bytes(&t2), "output depends on the thread count");
     assert_eq!(bytes(&t0), bytes(&t2), "output depends on the thread count");
@@ -142,7 +143,7 @@ fn threads_code_blocks_as_frames_independent_of_the_thread_count() {
     ok(fade(&["-t", &t2]));
     // An input shorter than a block is the same single frame as without -T.
     let small = dir.path().join("small");
-    std::fs::write(&small, &data[..5000]).unwrap();
+    std::fs::write(&small, &data[..1500]).unwrap();
     let s = small.to_str().unwrap();
     let a = ok(fade(&["-q", "-c", "-p", &t, s]));
     let b = ok(fade(&[
@@ -152,7 +153,7 @@ fn threads_code_blocks_as_frames_independent_of_the_thread_count() {
         &t,
         "-T2",
         "--block-size",
-        "8k",
+        "2k",
         s,
     ]));
     assert_eq!(a, b);
@@ -230,10 +231,12 @@ fn threads_multiply_the_memory_needed() {
 fn a_multi_frame_file_cut_or_reordered_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("f");
-    let data = lines(25_000);
+    // Four frames, as 25,000 bytes in 8 KB blocks give (three whole, one
+    // short), at a quarter of the size: the 50 decodings below are the cost.
+    let data = lines(7_000);
     std::fs::write(&f, &data).unwrap();
     let t = tiny();
-    // A file coded in 8 KB blocks, and where its frames lie.
+    // A file coded in 2 KB blocks, and where its frames lie.
     let sequence = |p: &std::path::Path| {
         let packed = ok(fade(&[
             "-q",
@@ -242,7 +245,7 @@ fn a_multi_frame_file_cut_or_reordered_is_refused() {
             &t,
             "-T2",
             "--block-size",
-            "8k",
+            "2k",
             p.to_str().unwrap(),
         ]));
         let spans = fade::__internals::engine::frames(&mut std::io::Cursor::new(&packed)).unwrap();
@@ -329,7 +332,7 @@ fn a_multi_frame_file_cut_or_reordered_is_refused() {
     assert!(listed.contains(&format!(" {} ", both.len())), "{listed}");
     // The whole-content checksum is checked too: frames of another sequence
     // with the same lengths do not pass for these.
-    let other = lines(25_000)
+    let other = lines(7_000)
         .iter()
         .map(|b| b.to_ascii_uppercase())
         .collect::<Vec<u8>>();

@@ -4,8 +4,7 @@
 //! bar, which names the file and counts in decimal units (KB = 1000 bytes)
 //! like the summary and `fade bench`.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::Command;
 

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use std::io::{Read, Write};
 
 fn tiny() -> Preset {
-    Preset::parse(include_str!("data/tiny.toml")).unwrap()
+    Preset::parse(include_str!("../data/tiny.toml")).unwrap()
 }
 
 /// Compresses `data` into `out` with the public API.

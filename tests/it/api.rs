@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 fn tiny() -> Preset {
-    Preset::parse(include_str!("data/tiny.toml")).unwrap()
+    Preset::parse(include_str!("../data/tiny.toml")).unwrap()
 }
 
 /// `n` bytes of numbered lines.
@@ -262,7 +262,7 @@ fn a_pledged_size_is_recorded_and_enforced() {
 #[test]
 fn machine_code_goes_through_the_x86_filter() {
     use fade::__internals::format::FrameHeader;
-    let side = Preset::parse(include_str!("data/tiny-side.toml")).unwrap();
+    let side = Preset::parse(include_str!("../data/tiny-side.toml")).unwrap();
     let mut g = fade::__internals::rng::SplitMix64::new(3);
     let mut code = Vec::new();
     while code.len() < 10_000 {
