@@ -129,3 +129,81 @@ fn explain_prints_the_cost_model() {
         assert_eq!(l.matches('|').count(), 3, "{l}");
     }
 }
+
+/// The JSON names fade's version, the machine and the presets, carries
+/// plain numbers, and an empty file in the set gives no ratio or speed of
+/// its own and leaves the totals finite (it once turned every total speed
+/// into NaN). Each peer that ran is compared with the smallest, and the
+/// verdict names fade's level.
+#[test]
+fn bench_json_describes_the_run_and_survives_an_empty_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("set");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("a-text"), random_text(8_000, 5)).unwrap();
+    std::fs::write(sub.join("b-empty"), b"").unwrap();
+    let v = bench(&sub, &["--device", "cpu"], &[]);
+    assert_eq!(v["fade_version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["machine"]["logical_cores"].as_u64().unwrap() >= 1);
+    assert_eq!(v["machine"]["os"], "linux");
+    assert_eq!(v["presets"][0]["name"], "tiny");
+    let empty = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["file"] == "b-empty" && r["codec"] == "fade tiny")
+        .expect("a row for the empty file");
+    assert_eq!(empty["bytes"], 0);
+    assert!(empty["ratio"].is_null() && empty["compress_kbps"].is_null());
+    for t in v["totals"].as_array().unwrap() {
+        assert_eq!(t["bytes"], 8_000, "{t}");
+        let k = t["compress_kbps"].as_f64().expect("a finite total speed");
+        assert!(k > 0.0 && k.is_finite(), "{t}");
+        // Plain numbers: a ratio has at most four decimals.
+        let r = t["ratio"].as_f64().unwrap();
+        assert_eq!((r * 1e4).round() / 1e4, r, "{t}");
+    }
+    let totals = v["totals"].as_array().unwrap();
+    if totals.len() > 1 {
+        // A peer ran: the smallest one is the reference of every row, and
+        // fade gets a verdict.
+        let best = totals
+            .iter()
+            .filter(|t| t["codec"] != "fade tiny")
+            .map(|t| t["compressed"].as_u64().unwrap())
+            .min()
+            .unwrap();
+        let fade_total = totals.iter().find(|t| t["codec"] == "fade tiny").unwrap();
+        let want = fade_total["compressed"].as_u64().unwrap() as f64 / best as f64 - 1.0;
+        let got = fade_total["vs_best_peer"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-4, "{got} against {want}");
+        let verdict = v["verdicts"][0].as_str().unwrap();
+        assert!(
+            verdict.starts_with("fade tiny: ") && verdict.contains("(the smallest peer)"),
+            "{verdict}"
+        );
+    } else {
+        println!("SKIPPED: no peer compressor installed, so no verdict to check");
+    }
+}
+
+/// `--plot FILE.svg` draws every codec of the run: an SVG naming each.
+#[test]
+fn bench_plots_size_against_speed() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("text");
+    std::fs::write(&input, random_text(6_000, 6)).unwrap();
+    let svg = dir.path().join("plot.svg");
+    let v = bench(
+        &input,
+        &["--device", "cpu", "--plot", svg.to_str().unwrap()],
+        &[],
+    );
+    let drawn = std::fs::read_to_string(&svg).expect("the plot is written");
+    assert!(drawn.starts_with("<svg") && drawn.trim_end().ends_with("</svg>"));
+    assert!(drawn.contains("log scale"));
+    for t in v["totals"].as_array().unwrap() {
+        let name = t["codec"].as_str().unwrap();
+        assert!(drawn.contains(name), "{name} is not on the plot");
+    }
+}

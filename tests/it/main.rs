@@ -28,6 +28,8 @@ mod parallel;
 #[cfg(feature = "cli")]
 mod portability;
 #[cfg(feature = "cli")]
+mod readme;
+#[cfg(feature = "cli")]
 mod reliability;
 #[cfg(feature = "cli")]
 mod roundtrip;
