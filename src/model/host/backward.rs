@@ -77,13 +77,27 @@ pub(super) struct Scratch {
     dx_local: Vec<f32>,
 }
 
-/// dx (rows x fan_in) = dy (rows x fan_out) W^T, through a transposed copy of
-/// W (the graph's backward product did the same for more than two rows).
+/// dx (rows x fan_in) = dy (rows x fan_out) W^T: element (i, j) is the chain
+/// over p of W[j][p] dy[i][p]. The vector panels need the right operand's
+/// rows contiguous, so one operand is copied transposed first: W (fan_in x
+/// fan_out, as the graph's backward product did), or, where that moves less
+/// (few rows), dy and then the product, as dx^T = W dy^T (fan_in x rows). The
+/// chains are the same either way (an FMA's two factors commute).
 fn back_x(p: &[f32], l: Lin, dy: &[f32], rows: usize, wt: &mut Vec<f32>, dx: &mut Vec<f32>) {
-    let wt = buf(wt, l.fan_in * l.fan_out);
-    transpose_into(p, l.fan_in, l.fan_out, wt);
-    let dx = buf(dx, rows * l.fan_in);
-    mm(rows, l.fan_out, l.fan_in, dy, wt, dx);
+    let (fi, fo) = (l.fan_in, l.fan_out);
+    let dx = buf(dx, rows * fi);
+    if rows * (fi + fo) < fi * fo {
+        // wt holds dy^T (fo x rows), then dx^T (fi x rows).
+        let wt = buf(wt, rows * (fi + fo));
+        let (dyt, dxt) = wt.split_at_mut(fo * rows);
+        transpose_into(&dy[..rows * fo], rows, fo, dyt);
+        mm(fi, fo, rows, p, dyt, dxt);
+        transpose_into(dxt, fi, rows, dx);
+    } else {
+        let wt = buf(wt, fi * fo);
+        transpose_into(p, fi, fo, wt);
+        mm(rows, fo, fi, dy, wt, dx);
+    }
 }
 
 /// dW = x^T dy and db = column sums of dy, into the gradient list.
