@@ -396,8 +396,6 @@ impl Host {
                     *v = *v * k + 0.0;
                 }
                 col_sum(dkeys, &mut grads[pos]);
-                let dcache = buf(&mut sc.dcache, b * g);
-                dcache.copy_from_slice(dkeys);
                 back_x(&p[query.w], query, &sc.dq, b, &mut sc.wt, &mut sc.dh_query);
                 back_params(grads, query, &a.h, &sc.dq, b);
                 // candle's order: the skip's, the query's, the gate's.
@@ -408,7 +406,12 @@ impl Host {
             }
         }
         let dslot = buf(&mut sc.dslot, b * s);
-        for (o, row) in dslot.chunks_exact_mut(s).zip(sc.dcache.chunks_exact(g)) {
+        // The cache's gradient: the read's, or the keys' (keys = cache + pos).
+        let dcache = match ix.global {
+            super::GlobalIx::Linear { .. } => &sc.dcache,
+            super::GlobalIx::Attention { .. } => &sc.dkeys,
+        };
+        for (o, row) in dslot.chunks_exact_mut(s).zip(dcache.chunks_exact(g)) {
             o.copy_from_slice(&row[g - s..]);
         }
         let ce = ix.cache_enc;
