@@ -25,6 +25,8 @@ pub(super) struct Scratch {
     pub(super) local: Vec<f32>,
     pub(super) z: Vec<f32>,
     pub(super) tmp: Vec<f32>,
+    /// The picks' projection (B x F; `tmp` holds B x F / branches).
+    pub(super) pp: Vec<f32>,
     pub(super) w: Vec<f32>,
     pub(super) w2: Vec<f32>,
     pub(super) bonus: Vec<f32>,
@@ -75,15 +77,48 @@ pub(super) struct Scratch {
     dxl: Vec<f32>,
     dx_in: Vec<f32>,
     dx_local: Vec<f32>,
+    /// The rows of the picks' and the byte embedding's gradients written in
+    /// the last step: the only ones not zero, so the only ones to clear.
+    pick_rows: Vec<u32>,
+    emb_rows: Vec<u8>,
 }
 
-/// dx (rows x fan_in) = dy (rows x fan_out) W^T, through a transposed copy of
-/// W (the graph's backward product did the same for more than two rows).
+/// Zeroes the `width`-wide rows `rows` of `t` (a table gradient whose other
+/// rows are zero already).
+fn clear_rows<T: Copy + Into<u32>>(t: &mut [f32], width: usize, rows: &[T]) {
+    for &r in rows {
+        let r: u32 = r.into();
+        t[r as usize * width..][..width].fill(0.0);
+    }
+}
+
+/// dx (rows x fan_in) = dy (rows x fan_out) W^T: element (i, j) is the chain
+/// over p of W[j][p] dy[i][p]. The vector panels need the right operand's
+/// rows contiguous, so one operand is copied transposed first: W (fan_in x
+/// fan_out, as the graph's backward product did), or, where that moves less
+/// (few rows), dy and then the product, as dx^T = W dy^T (fan_in x rows). The
+/// chains are the same either way (an FMA's two factors commute).
 fn back_x(p: &[f32], l: Lin, dy: &[f32], rows: usize, wt: &mut Vec<f32>, dx: &mut Vec<f32>) {
-    let wt = buf(wt, l.fan_in * l.fan_out);
-    transpose_into(p, l.fan_in, l.fan_out, wt);
-    let dx = buf(dx, rows * l.fan_in);
-    mm(rows, l.fan_out, l.fan_in, dy, wt, dx);
+    let (fi, fo) = (l.fan_in, l.fan_out);
+    let dx = buf(dx, rows * fi);
+    // wt serves layers of every size: it only grows (a Vec grown back to a
+    // larger length zero-fills the difference, which cost a pass per layer).
+    let need = (rows * (fi + fo)).min(fi * fo);
+    if wt.len() < need {
+        wt.resize(need, 0.0);
+    }
+    if rows * (fi + fo) < fi * fo {
+        // wt holds dy^T (fo x rows), then dx^T (fi x rows).
+        let wt = &mut wt[..rows * (fi + fo)];
+        let (dyt, dxt) = wt.split_at_mut(fo * rows);
+        transpose_into(&dy[..rows * fo], rows, fo, dyt);
+        mm(fi, fo, rows, p, dyt, dxt);
+        transpose_into(dxt, fi, rows, dx);
+    } else {
+        let wt = &mut wt[..fi * fo];
+        transpose_into(p, fi, fo, wt);
+        mm(rows, fo, fi, dy, wt, dx);
+    }
 }
 
 /// dW = x^T dy and db = column sums of dy, into the gradient list.
@@ -201,7 +236,9 @@ impl Host {
             back_x(&p[pp.w], pp, &sc.dcoarse, b, &mut sc.wt, &mut sc.de);
             back_params(grads, pp, &a.picks, &sc.dcoarse, b);
             let dt = &mut grads[mx.picks];
-            dt.fill(0.0);
+            clear_rows(dt, PICK_DIM, &sc.pick_rows);
+            sc.pick_rows.clear();
+            sc.pick_rows.extend_from_slice(&a.pick_ids);
             for (row, &id) in sc.de.chunks_exact(PICK_DIM).zip(&a.pick_ids) {
                 let o = &mut dt[id as usize * PICK_DIM..][..PICK_DIM];
                 for (o, &v) in o.iter_mut().zip(row) {
@@ -359,8 +396,6 @@ impl Host {
                     *v = *v * k + 0.0;
                 }
                 col_sum(dkeys, &mut grads[pos]);
-                let dcache = buf(&mut sc.dcache, b * g);
-                dcache.copy_from_slice(dkeys);
                 back_x(&p[query.w], query, &sc.dq, b, &mut sc.wt, &mut sc.dh_query);
                 back_params(grads, query, &a.h, &sc.dq, b);
                 // candle's order: the skip's, the query's, the gate's.
@@ -371,7 +406,12 @@ impl Host {
             }
         }
         let dslot = buf(&mut sc.dslot, b * s);
-        for (o, row) in dslot.chunks_exact_mut(s).zip(sc.dcache.chunks_exact(g)) {
+        // The cache's gradient: the read's, or the keys' (keys = cache + pos).
+        let dcache = match ix.global {
+            super::GlobalIx::Linear { .. } => &sc.dcache,
+            super::GlobalIx::Attention { .. } => &sc.dkeys,
+        };
+        for (o, row) in dslot.chunks_exact_mut(s).zip(dcache.chunks_exact(g)) {
             o.copy_from_slice(&row[g - s..]);
         }
         let ce = ix.cache_enc;
@@ -456,7 +496,9 @@ impl Host {
 
         // The embedded context: three contributions, then the table.
         let emb = &mut grads[ix.emb];
-        emb.fill(0.0);
+        clear_rows(emb, d, &sc.emb_rows);
+        sc.emb_rows.clear();
+        sc.emb_rows.extend_from_slice(&a.ids);
         let zero = vec![0f32; d];
         for (i, &c) in a.ids.iter().enumerate() {
             let (l, pos) = (i / t, i % t);

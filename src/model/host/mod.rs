@@ -512,12 +512,12 @@ impl Host {
             for (row, &id) in e.chunks_exact_mut(PICK_DIM).zip(&a.pick_ids) {
                 row.copy_from_slice(&table[id as usize * PICK_DIM..][..PICK_DIM]);
             }
-            let mut pp = std::mem::take(&mut self.scratch.tmp);
+            let mut pp = std::mem::take(&mut self.scratch.pp);
             linear(p, mx.picks_proj, &a.picks, b, &mut pp);
             for (o, &v) in a.coarse.iter_mut().zip(&pp) {
                 *o += v;
             }
-            self.scratch.tmp = pp;
+            self.scratch.pp = pp;
         }
 
         // Fine refiner.

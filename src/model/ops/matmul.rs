@@ -462,21 +462,33 @@ impl candle_core::CustomOp1 for Transpose {
     }
 }
 
-wide_kernel! {
-    /// Rows `c0..c1` of `o` (cols x rows; `o` holds those rows only) = columns
-    /// `c0..c1` of `x` (rows x cols) transposed, in 8 x 8 blocks (`c0` is a
-    /// multiple of 8).
-    fn transpose_kernel(
-        x: &[f32],
-        o: &mut [std::mem::MaybeUninit<f32>],
-        rows: usize,
-        cols: usize,
-        c0: usize,
-        c1: usize,
-    ) {
-        const B: usize = 8;
-        let (x, o) = (&x[..rows * cols], &mut o[..rows * (c1 - c0)]);
-        let (fr, fc) = (rows / B * B, c0 + (c1 - c0) / B * B);
+/// Rows `c0..c1` of `o` (cols x rows; `o` holds those rows only) = columns
+/// `c0..c1` of `x` (rows x cols) transposed, in 8 x 8 blocks (`c0` is a
+/// multiple of 8), then the rows and columns left over one at a time.
+fn transpose_kernel(
+    x: &[f32],
+    o: &mut [std::mem::MaybeUninit<f32>],
+    rows: usize,
+    cols: usize,
+    c0: usize,
+    c1: usize,
+) {
+    const B: usize = 8;
+    let (x, o) = (&x[..rows * cols], &mut o[..rows * (c1 - c0)]);
+    let (fr, fc) = (rows / B * B, c0 + (c1 - c0) / B * B);
+    #[cfg(target_arch = "x86_64")]
+    let blocks_done = if crate::simd::level() != crate::simd::Level::Baseline {
+        // SAFETY: the CPU runs AVX2 (`level` says so); every block read lies
+        // in rows 0..fr, columns c0..fc of x, every block written in rows
+        // 0..fc - c0, columns 0..fr of o (both checked by the slicing above).
+        unsafe { x86_transpose::blocks(x, o, rows, cols, c0, fr, fc) };
+        true
+    } else {
+        false
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let blocks_done = false;
+    if !blocks_done {
         for i0 in (0..fr).step_by(B) {
             for j0 in (c0..fc).step_by(B) {
                 let mut blk = [[0f32; B]; B];
@@ -491,10 +503,88 @@ wide_kernel! {
                 }
             }
         }
-        for i in 0..rows {
-            let from = if i < fr { fc } else { c0 };
-            for j in from..c1 {
-                o[(j - c0) * rows + i].write(x[i * cols + j]);
+    }
+    for i in 0..rows {
+        let from = if i < fr { fc } else { c0 };
+        for j in from..c1 {
+            o[(j - c0) * rows + i].write(x[i * cols + j]);
+        }
+    }
+}
+
+/// 8 x 8 blocks transposed in registers (eight loads, 24 shuffles, eight
+/// stores a block).
+#[cfg(target_arch = "x86_64")]
+mod x86_transpose {
+    use std::arch::x86_64::*;
+
+    /// The whole 8 x 8 blocks of [`super::transpose_kernel`]: rows `0..fr`,
+    /// columns `c0..fc` of `x`.
+    ///
+    /// # Safety
+    /// The CPU runs AVX2; `x` holds rows x cols, `o` holds (fc - c0) x rows,
+    /// `fr <= rows`, `c0 <= fc <= cols`, and fr, fc - c0 are multiples of 8.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn blocks(
+        x: &[f32],
+        o: &mut [std::mem::MaybeUninit<f32>],
+        rows: usize,
+        cols: usize,
+        c0: usize,
+        fr: usize,
+        fc: usize,
+    ) {
+        debug_assert!(fr <= rows && fc <= cols && fr * cols <= x.len());
+        debug_assert!((fc - c0) * rows <= o.len());
+        let (px, po) = (x.as_ptr(), o.as_mut_ptr() as *mut f32);
+        for i0 in (0..fr).step_by(8) {
+            for j0 in (c0..fc).step_by(8) {
+                // SAFETY: rows i0..i0 + 8 and columns j0..j0 + 8 of x, rows
+                // j0 - c0..+8 and columns i0..i0 + 8 of o (the caller's bounds).
+                unsafe {
+                    let s = px.add(i0 * cols + j0);
+                    let r0 = _mm256_loadu_ps(s);
+                    let r1 = _mm256_loadu_ps(s.add(cols));
+                    let r2 = _mm256_loadu_ps(s.add(2 * cols));
+                    let r3 = _mm256_loadu_ps(s.add(3 * cols));
+                    let r4 = _mm256_loadu_ps(s.add(4 * cols));
+                    let r5 = _mm256_loadu_ps(s.add(5 * cols));
+                    let r6 = _mm256_loadu_ps(s.add(6 * cols));
+                    let r7 = _mm256_loadu_ps(s.add(7 * cols));
+                    let t0 = _mm256_unpacklo_ps(r0, r1);
+                    let t1 = _mm256_unpackhi_ps(r0, r1);
+                    let t2 = _mm256_unpacklo_ps(r2, r3);
+                    let t3 = _mm256_unpackhi_ps(r2, r3);
+                    let t4 = _mm256_unpacklo_ps(r4, r5);
+                    let t5 = _mm256_unpackhi_ps(r4, r5);
+                    let t6 = _mm256_unpacklo_ps(r6, r7);
+                    let t7 = _mm256_unpackhi_ps(r6, r7);
+                    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                    let d = po.add((j0 - c0) * rows + i0);
+                    macro_rules! w {
+                        ($j:expr, $sel:literal, $a:ident, $b:ident) => {
+                            _mm256_storeu_ps(
+                                d.add($j * rows),
+                                _mm256_permute2f128_ps::<$sel>($a, $b),
+                            )
+                        };
+                    }
+                    w!(0, 0x20, u0, u4);
+                    w!(1, 0x20, u1, u5);
+                    w!(2, 0x20, u2, u6);
+                    w!(3, 0x20, u3, u7);
+                    w!(4, 0x31, u0, u4);
+                    w!(5, 0x31, u1, u5);
+                    w!(6, 0x31, u2, u6);
+                    w!(7, 0x31, u3, u7);
+                }
             }
         }
     }
@@ -613,6 +703,34 @@ mod tests {
                         let same = c.iter().zip(&want).all(|(x, y)| x.to_bits() == y.to_bits());
                         assert!(same, "3 threads differ: m={m} n={n} k={k}");
                     }
+                }
+            }
+        }
+    }
+
+    /// The transposed copy is the transpose on every level and thread count,
+    /// over shapes with and without whole 8 x 8 blocks.
+    #[test]
+    fn transposes_on_every_path() {
+        let pool = crate::par::Pool::new(3);
+        for &rows in &[1usize, 7, 8, 16, 29, 256] {
+            for &cols in &[1usize, 5, 8, 24, 37, 1024] {
+                let x = values(rows * cols, (rows * 7 + cols) as u64);
+                let mut want = vec![0f32; rows * cols];
+                for i in 0..rows {
+                    for j in 0..cols {
+                        want[j * rows + i] = x[i * cols + j];
+                    }
+                }
+                for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
+                    let mut o = vec![f32::NAN; rows * cols];
+                    with_level(l, || transpose_into(&x, rows, cols, &mut o));
+                    let same = o.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{l:?}: {rows} x {cols}");
+                    let mut o = vec![f32::NAN; rows * cols];
+                    pool.run(|| with_level(l, || transpose_into(&x, rows, cols, &mut o)));
+                    let same = o.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{l:?}, 3 threads: {rows} x {cols}");
                 }
             }
         }

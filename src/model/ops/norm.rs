@@ -114,8 +114,7 @@ pub(crate) fn layer_norm_grad(
         // SAFETY: rows i0.. of dx (inside `dx`, rows x d) belong to this
         // range of rows only.
         let dx = unsafe { dxp.slice(i0 * d, rows * d) };
-        let mut gx = vec![0f32; rows * d];
-        layer_norm_grad_rows(x, w, g, eps, st, &mut gx, dx);
+        layer_norm_grad_rows(x, w, g, eps, st, dx);
     });
     // ... then dw column by column, each a sum over the rows in order.
     par::rows_mut(dw, 1, 2 * rows, |j0, dw| {
@@ -175,13 +174,9 @@ impl CustomOp2 for NormalizeBwd {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
         let d = *l1.shape().dims().last().unwrap_or(&1);
-        let mut dx = vec![0f32; x.len()];
-        for ((xr, gr), dr) in x
-            .chunks_exact(d)
-            .zip(g.chunks_exact(d))
-            .zip(dx.chunks_exact_mut(d))
-        {
-            normalize_bwd_row(xr, gr, row_stats(xr, self.eps), dr);
+        let mut dx = g[..x.len()].to_vec();
+        for (xr, dr) in x.chunks_exact(d).zip(dx.chunks_exact_mut(d)) {
+            normalize_bwd_row(xr, row_stats(xr, self.eps), dr);
         }
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
@@ -189,21 +184,22 @@ impl CustomOp2 for NormalizeBwd {
 
 wide_kernel! {
     /// dx of [`layer_norm_grad`] for the rows of `x` (as many as `stats`
-    /// holds), their statistics into `stats`; `gx` is scratch of x's size.
+    /// holds), their statistics into `stats`. dx first holds the gradient
+    /// reaching xhat; each row then becomes its dx in place (every element
+    /// is read before it is written).
     fn layer_norm_grad_rows(
         x: &[f32],
         w: &[f32],
         g: &[f32],
         eps: f32,
         stats: &mut [(f32, f32)],
-        gx: &mut [f32],
         dx: &mut [f32],
     ) {
         let d = w.len();
         rows_stats(x, d, eps, stats);
         // The gradient reaching xhat, as candle's graph accumulated it onto
         // zeros (`+ 0.0` turns -0 into +0).
-        for (gxr, gr) in gx.chunks_exact_mut(d).zip(g.chunks_exact(d)) {
+        for (gxr, gr) in dx.chunks_exact_mut(d).zip(g.chunks_exact(d)) {
             for ((o, &gv), &wv) in gxr.iter_mut().zip(gr).zip(w) {
                 *o = gv * wv + 0.0;
             }
@@ -217,7 +213,7 @@ wide_kernel! {
             for j in 0..d {
                 for r in 0..GROUP {
                     let (mean, inv) = stats[k + r];
-                    let (v, gv) = (x[(k + r) * d + j], gx[(k + r) * d + j]);
+                    let (v, gv) = (x[(k + r) * d + j], dx[(k + r) * d + j]);
                     sg[r] += gv;
                     sgx[r] += gv * (v - mean) * inv;
                 }
@@ -226,31 +222,34 @@ wide_kernel! {
                 let i = k + r;
                 let (mean, inv) = stats[i];
                 let (mg, mgx) = (sg[r] / n, sgx[r] / n);
-                let (xr, gr) = (&x[i * d..(i + 1) * d], &gx[i * d..(i + 1) * d]);
-                for ((o, &v), &gv) in dx[i * d..(i + 1) * d].iter_mut().zip(xr).zip(gr) {
+                let xr = &x[i * d..(i + 1) * d];
+                for (o, &v) in dx[i * d..(i + 1) * d].iter_mut().zip(xr) {
+                    let gv = *o;
                     *o = inv * (gv - mg - (v - mean) * inv * mgx);
                 }
             }
             k += GROUP;
         }
         for i in k..rows {
-            let (xr, gr) = (&x[i * d..(i + 1) * d], &gx[i * d..(i + 1) * d]);
-            normalize_bwd_row(xr, gr, stats[i], &mut dx[i * d..(i + 1) * d]);
+            let xr = &x[i * d..(i + 1) * d];
+            normalize_bwd_row(xr, stats[i], &mut dx[i * d..(i + 1) * d]);
         }
     }
 }
 
-/// One row of dx = inv * (g - mean(g) - xhat * mean(g * xhat)).
-fn normalize_bwd_row(xr: &[f32], gr: &[f32], (mean, inv): (f32, f32), dr: &mut [f32]) {
+/// One row of dx = inv * (g - mean(g) - xhat * mean(g * xhat)), in place:
+/// `dr` holds g.
+fn normalize_bwd_row(xr: &[f32], (mean, inv): (f32, f32), dr: &mut [f32]) {
     let n = xr.len() as f32;
     let mut sg = 0f32;
     let mut sgx = 0f32;
-    for (&v, &gv) in xr.iter().zip(gr) {
+    for (&v, &gv) in xr.iter().zip(dr.iter()) {
         sg += gv;
         sgx += gv * (v - mean) * inv;
     }
     let (mg, mgx) = (sg / n, sgx / n);
-    for ((o, &v), &gv) in dr.iter_mut().zip(xr).zip(gr) {
+    for (o, &v) in dr.iter_mut().zip(xr) {
+        let gv = *o;
         *o = inv * (gv - mg - (v - mean) * inv * mgx);
     }
 }

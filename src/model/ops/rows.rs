@@ -114,7 +114,12 @@ pub(crate) fn scale_into(x: &[f32], s: f32, y: &mut [f32]) {
 /// (of `width`-wide rows): the column sums of g * x, then their sum in index
 /// order, as [`Scale`]'s backward pass.
 pub(crate) fn scale_grad(g: &[f32], x: &[f32], width: usize, cols: &mut Vec<f32>) -> f32 {
-    cols.resize(width, 0.0);
+    // Only grown: rows of several widths share `cols`, and a Vec grown back
+    // zero-fills the difference (col_sum_prod clears what it uses).
+    if cols.len() < width {
+        cols.resize(width, 0.0);
+    }
+    let cols = &mut cols[..width];
     col_sum_prod(g, x, cols);
     cols.iter().fold(0f32, |a, &v| a + v)
 }
