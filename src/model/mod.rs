@@ -115,7 +115,7 @@ fn floors_of(logits: &Tensor, prec: Precision) -> Result<Vec<u32>> {
         .to_vec1::<u32>()
 }
 
-/// The model: one [`Network`] with its parameters' names.
+/// The model: one `Network` (the step) with its parameters' names.
 pub struct Model {
     net: Box<dyn Network>,
     names: Vec<String>,
@@ -125,7 +125,7 @@ pub struct Model {
 
 impl Model {
     /// A freshly initialised model for `p` (weights from `p.seed`). On the
-    /// CPU it runs the written-out step ([`host`]), elsewhere candle's graph.
+    /// CPU it runs the written-out step (`model::host`), elsewhere candle's graph.
     pub fn new(p: &Preset, dev: &Device) -> Result<Self> {
         Self::with_step(p, dev, fused_kernels(dev))
     }
@@ -178,7 +178,7 @@ impl Model {
         self.net.logits()
     }
 
-    /// The floors of the last forward pass ([`Network::floors`]).
+    /// The floors of the last forward pass (see `Network::floors`).
     pub fn floors(&self, prec: Precision) -> Result<Vec<u32>> {
         self.net.floors(prec)
     }
