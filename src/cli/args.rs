@@ -191,10 +191,11 @@ pub enum Command {
         /// Compressed files.
         files: Vec<PathBuf>,
     },
-    /// Compare fade with gzip -9, zstd -19, xz -9e and zpaq -method 5 (those installed)
-    /// on FILES or DIRS (one level):
-    /// size, ratio, speed, peak memory (and fade's GPU memory, through nvidia-smi,
-    /// unless --device cpu), every round trip verified.
+    /// Compare fade with the compressors installed (gzip, zstd -3 and -19, xz -6
+    /// and -9e, brotli, bzip3, 7z PPMd, zpaq) on FILES or DIRS (one level):
+    /// size against the smallest peer, speed, time per GB, peak memory (and
+    /// fade's GPU memory, through nvidia-smi, unless --device cpu), a verdict
+    /// per level, every round trip verified; --plot draws it.
     #[command(after_help = LEVELS)]
     Bench {
         /// Files or directories to measure.
