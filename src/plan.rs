@@ -87,7 +87,7 @@ impl Plan {
             },
             // The CPU's written-out step; tests can ask for the GPU's code
             // paths on the CPU (`model::gpu_paths_on_this_thread`).
-            host_step: crate::model::fused_kernels(dev),
+            host_step: crate::model::host_step_on(dev),
             kernel_threads: if split { threads } else { 1 },
             side_thread: threads > 1,
         }

@@ -5,14 +5,17 @@
 //! Here it is one pass over plain slices, in a fixed element order,
 //! so both sides of the codec compute bit-identical weights.
 //!
-//! On other devices (CUDA) the same update runs as tensor ops with the moments
-//! kept on the device: moving them to the host every step would cost more than
-//! the update itself.
+//! The candle graph (on a GPU) runs the same update as tensor ops with the
+//! moments kept on the device: moving them to the host every step would cost
+//! more than the update itself. The tests' graph on the CPU runs the fused
+//! update as an in-place candle op.
 
 use crate::par::SharedMut;
 use crate::preset::Preset;
 use crate::simd::wide_kernel;
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Tensor, Var};
+#[cfg(test)]
+use candle_core::{CpuStorage, InplaceOp2, Layout};
+use candle_core::{Result, Tensor, Var};
 use std::sync::Mutex;
 
 /// Optimizer settings and one moment pair per parameter.
@@ -26,8 +29,8 @@ pub struct AdamW {
     state: Vec<State>,
 }
 
-/// One parameter's moments: host slices for the fused CPU op, or device tensors
-/// for the tensor-op path (parameters off the CPU, see `fused_kernels`).
+/// One parameter's moments: host slices for the fused CPU update, or device
+/// tensors for the graph's tensor ops.
 enum State {
     Host(Mutex<Moments>),
     Device { m: Tensor, v: Tensor },
@@ -94,6 +97,7 @@ wide_kernel! {
     }
 }
 
+#[cfg(test)]
 impl InplaceOp2 for Update<'_> {
     fn name(&self) -> &'static str {
         "fused-adamw"
@@ -143,11 +147,13 @@ fn powi(b: f64, t: i32) -> f64 {
 }
 
 impl AdamW {
-    /// Zero moments for every parameter in `vars`.
+    /// Zero moments for every parameter of the graph's `vars`: on the
+    /// device, or on the host where the tests' graph runs the CPU's ops.
     pub fn new(p: &Preset, vars: &[(String, Var)]) -> Result<Self> {
         let mut state = Vec::with_capacity(vars.len());
         for (_, v) in vars {
-            state.push(if !crate::model::fused_kernels(v.device()) {
+            let on_host = cfg!(test) && crate::model::host_step_on(v.device());
+            state.push(if !on_host {
                 State::Device {
                     m: v.zeros_like()?,
                     v: v.zeros_like()?,
@@ -265,12 +271,15 @@ impl AdamW {
                 var.set(&w)?;
                 continue;
             }
-            let State::Host(moments) = &self.state[i] else {
-                unreachable!("a parameter's moments are on the host or on a device")
-            };
-            let g: Tensor = g.contiguous()?;
-            let op = self.update(moments, c1, c2);
-            var.as_tensor().inplace_op2(&g, &op)?;
+            // Moments on the host: the tests' graph on the CPU.
+            #[cfg(test)]
+            if let State::Host(moments) = &self.state[i] {
+                let g: Tensor = g.contiguous()?;
+                let op = self.update(moments, c1, c2);
+                var.as_tensor().inplace_op2(&g, &op)?;
+                continue;
+            }
+            candle_core::bail!("graph step: the moments of {name} are on the host")
         }
         Ok(())
     }

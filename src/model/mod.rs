@@ -32,7 +32,6 @@ mod dims;
 mod graph;
 mod host;
 mod init;
-pub mod layers;
 mod ops;
 
 pub(crate) use dims::Dims;
@@ -45,16 +44,19 @@ use crate::side::SideInputs;
 use candle_core::{DType, Device, Result, Tensor};
 use std::borrow::Cow;
 
-/// Whether tensors on `dev` take fade's fused CPU kernels (layer ops and
-/// AdamW). Other devices run candle's composed ops instead; tests can ask for
-/// those on the CPU too ([`gpu_paths_on_this_thread`]), so the code a GPU runs
-/// is tested on machines without one.
-pub(crate) fn fused_kernels(dev: &Device) -> bool {
+/// Whether `dev` runs the written-out step ([`host`]): every CPU. Tests can
+/// ask for the GPU's code paths on the CPU ([`gpu_paths_on_this_thread`]),
+/// so the code a GPU runs is tested on machines without one.
+pub(crate) fn host_step_on(dev: &Device) -> bool {
+    dev.is_cpu() && !gpu_paths()
+}
+
+/// Whether a test asked this thread for the GPU's code paths.
+pub(crate) fn gpu_paths() -> bool {
     #[cfg(test)]
-    if GPU_PATHS.with(std::cell::Cell::get) {
-        return false;
-    }
-    dev.is_cpu()
+    return GPU_PATHS.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    false
 }
 
 #[cfg(test)]
@@ -127,7 +129,7 @@ impl Model {
     /// A freshly initialised model for `p` (weights from `p.seed`). On the
     /// CPU it runs the written-out step (`model::host`), elsewhere candle's graph.
     pub fn new(p: &Preset, dev: &Device) -> Result<Self> {
-        Self::with_step(p, dev, fused_kernels(dev))
+        Self::with_step(p, dev, host_step_on(dev))
     }
 
     /// A model that runs the written-out CPU step if `host`, else the candle
@@ -141,7 +143,7 @@ impl Model {
             let vars = params.iter().map(|q| (q.name.clone(), q.values(p.seed)));
             Box::new(host::Host::new(p, dims, vars.collect())?)
         } else {
-            let store = layers::ParamStore::new(&params, p.seed, dev)?;
+            let store = graph::ParamStore::new(&params, p.seed, dev)?;
             Box::new(graph::Graph::new(p, dims, store, dev)?)
         };
         Ok(Self {

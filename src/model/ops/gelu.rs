@@ -1,11 +1,8 @@
 //! GELU and GeGLU: our own erf, so the numbers do not depend on the C
 //! library's `erff`, and one pass forward and one backward.
 
-use super::rows::ColSum;
-use super::slice;
 use crate::par;
 use crate::simd::wide_kernel;
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// erf with max error 1.2e-7 (Numerical Recipes' erfc Chebyshev fit), written
 /// out so every machine computes the same bits.
@@ -31,6 +28,7 @@ const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 const INV_SQRT_2PI: f32 = 0.398_942_3;
 
 wide_kernel! {
+    #[cfg(test)]
     fn gelu_fwd(x: &[f32], y: &mut [f32]) {
         for (o, &v) in y.iter_mut().zip(x) {
             *o = 0.5 * v * (1.0 + erf(v * FRAC_1_SQRT_2));
@@ -39,6 +37,7 @@ wide_kernel! {
 }
 
 wide_kernel! {
+    #[cfg(test)]
     fn gelu_bwd(x: &[f32], g: &[f32], d: &mut [f32]) {
         for ((o, &v), &gr) in d.iter_mut().zip(x).zip(g) {
             let cdf = 0.5 * (1.0 + erf(v * FRAC_1_SQRT_2));
@@ -48,7 +47,9 @@ wide_kernel! {
     }
 }
 
-/// `y = gelu(x)` elementwise.
+/// `y = gelu(x)` elementwise (the tests' graph; the step keeps the erf,
+/// [`gelu_into_keep`]).
+#[cfg(test)]
 pub(crate) fn gelu_into(x: &[f32], y: &mut [f32]) {
     par::rows_mut(&mut y[..x.len()], 1, 24, |i, y| {
         gelu_fwd(&x[i..i + y.len()], y)
@@ -56,6 +57,7 @@ pub(crate) fn gelu_into(x: &[f32], y: &mut [f32]) {
 }
 
 /// `d = g * gelu'(x)` elementwise.
+#[cfg(test)]
 pub(crate) fn gelu_grad(x: &[f32], g: &[f32], d: &mut [f32]) {
     par::rows_mut(&mut d[..x.len()], 1, 32, |i, d| {
         gelu_bwd(&x[i..i + d.len()], &g[i..i + d.len()], d)
@@ -137,47 +139,6 @@ pub(crate) fn gelu_grad_kept(x: &[f32], e: &[f32], g: &[f32], d: &mut [f32]) {
     });
 }
 
-/// GELU(x) = x * Phi(x), exact form.
-pub struct Gelu;
-
-impl CustomOp1 for Gelu {
-    fn name(&self) -> &'static str {
-        "fused-gelu"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l)?;
-        let mut y = vec![0f32; x.len()];
-        gelu_into(x, &mut y);
-        Ok((CpuStorage::F32(y), l.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(&grad.contiguous()?, &GeluBwd)?))
-    }
-}
-
-struct GeluBwd;
-
-impl CustomOp2 for GeluBwd {
-    fn name(&self) -> &'static str {
-        "fused-gelu-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
-        let mut d = vec![0f32; x.len()];
-        gelu_grad(x, g, &mut d);
-        Ok((CpuStorage::F32(d), l1.shape().clone()))
-    }
-}
-
 wide_kernel! {
     /// One row of GeGLU: y = a * gelu(g).
     fn geglu_fwd(a: &[f32], g: &[f32], y: &mut [f32]) {
@@ -189,7 +150,7 @@ wide_kernel! {
 
 wide_kernel! {
     /// One row of GeGLU's backward pass, in the exact operations candle's
-    /// graph of `a * gelu(g)` ran (mul, then [`GeluBwd`]); `+ 0.0` is candle's
+    /// graph of `a * gelu(g)` ran (mul, then GELU's backward pass); `+ 0.0` is candle's
     /// gradient accumulation onto zeros, which turns -0 into +0.
     fn geglu_bwd(a: &[f32], g: &[f32], dy: &[f32], da: &mut [f32], dg: &mut [f32]) {
         for ((((oa, og), &av), &v), &gr) in da.iter_mut().zip(dg.iter_mut()).zip(a).zip(g).zip(dy) {
@@ -203,72 +164,10 @@ wide_kernel! {
     }
 }
 
-/// GeGLU with its layer's bias: rows u = xw + b = [a | g] of width 2h give
-/// a * gelu(g), h wide. One pass each way and one graph node, where candle's
-/// ops took a bias add, two narrows, a copy, GELU and a product, and their
-/// backward passes padded each half back to full width with zeros. It
-/// computes the same bits as that graph.
-pub struct GeGlu;
-
 /// Fills `u` with one row of xw + b.
 fn biased_row(xw: &[f32], b: &[f32], u: &mut [f32]) {
     for ((o, &x), &bv) in u.iter_mut().zip(xw).zip(b) {
         *o = x + bv;
-    }
-}
-
-impl CustomOp2 for GeGlu {
-    fn name(&self) -> &'static str {
-        "fused-geglu"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (xw, b) = (slice(s1, l1)?, slice(s2, l2)?);
-        let (rows, w) = l1.shape().dims2()?;
-        let mut y = vec![0f32; rows * w / 2];
-        geglu_into(xw, b, &mut y);
-        Ok((CpuStorage::F32(y), Shape::from((rows, w / 2))))
-    }
-
-    fn bwd(
-        &self,
-        xw: &Tensor,
-        b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let du = xw.apply_op3_no_bwd(b, &grad.contiguous()?, &GeGluBwd)?;
-        let db = du.apply_op1_no_bwd(&ColSum)?;
-        Ok((Some(du), Some(db)))
-    }
-}
-
-struct GeGluBwd;
-
-impl CustomOp3 for GeGluBwd {
-    fn name(&self) -> &'static str {
-        "fused-geglu-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (xw, b, dy) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let mut du = vec![0f32; xw.len()];
-        geglu_grad(xw, b, dy, &mut du);
-        Ok((CpuStorage::F32(du), l1.shape().clone()))
     }
 }
 

@@ -1,24 +1,17 @@
-//! Fused CPU kernels with their own backward passes.
+//! The step's kernels on plain slices, each in a fixed order so that every
+//! machine computes the same bits (docs/FORMAT.md specifies each one).
 //!
-//! Built from candle's basic ops, one layer norm is about 9 tensor ops forward
-//! and 15 backward, each a full pass and an allocation, and GELU calls glibc's
-//! scalar `erff`. Profiling the default preset showed these two dominating a
-//! step. Here each is one pass forward and one backward, in a fixed order (so
-//! results are deterministic), with our own erf so the numbers do not depend on
-//! the C library's variant.
+//! The written-out CPU step ([`super::host`]) calls these directly; the
+//! tests' candle graph on the CPU wraps them as custom ops
+//! (`graph::oracle`). Our own erf and exp, so the numbers do not depend on
+//! the C library's variant, and one pass forward and one backward per layer.
 //!
 //! - [`gelu`]: GELU and GeGLU, with our own erf.
 //! - [`norm`]: layer norm.
-//! - [`rows`]: bias add and gain along rows, with their column-sum gradients.
-//! - [`matmul`]: matrix products in the canonical order (forward and backward).
+//! - [`rows`]: bias add and gain along rows, and column sums.
+//! - [`matmul`]: matrix products in the canonical order, and transposes.
 //! - [`mix`]: the side models' weighted score rows.
 //! - [`prob`]: sigmoid, softmax and cross-entropy with our own exp.
-//!
-//! Together with candle's data movement (narrow, cat, reshape, index_select and
-//! its sequential index_add) and its elementwise add, sub and mul (one IEEE
-//! operation per element), these are every computation of a CPU training step:
-//! no reduction on the model's path is left to code that picks its order at run
-//! time. docs/FORMAT.md specifies each one.
 
 mod gelu;
 pub mod matmul;
@@ -27,14 +20,6 @@ mod norm;
 mod prob;
 mod rows;
 
-pub use gelu::{GeGlu, Gelu};
-pub use matmul::matmul;
-pub use mix::mix;
-pub use norm::LayerNorm;
-pub use prob::{cross_entropy, sigmoid, softmax_last_dim};
-pub use rows::{add_bias, row_scale, scale};
-
-// The kernels on plain slices, for the written-out CPU step (`model::host`).
 pub(crate) use gelu::{geglu_grad, geglu_into, gelu_grad_kept, gelu_into_keep};
 pub(crate) use matmul::transpose_into;
 pub(crate) use mix::{mix_grad, mix_into};
@@ -42,212 +27,12 @@ pub(crate) use norm::{layer_norm, layer_norm_grad};
 pub(crate) use prob::{cross_entropy_grad, sigmoid_grad, sigmoid_into, softmax_grad, softmax_into};
 pub(crate) use rows::{col_sum, rows_with, scale_grad, scale_into};
 
-use candle_core::{CpuStorage, Layout, Result};
-
-/// The contiguous f32 data of a tensor.
-fn slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    match (s, l.contiguous_offsets()) {
-        (CpuStorage::F32(v), Some((a, b))) => Ok(&v[a..b]),
-        _ => candle_core::bail!("fused op needs a contiguous f32 tensor"),
-    }
-}
-
+// Kernels only the tests' graph wraps (`graph::oracle`).
 #[cfg(test)]
-mod tests {
-    use super::norm::Normalize;
-    use super::*;
-    use candle_core::{Device, Tensor, Var, D};
-
-    /// The largest absolute difference between two tensors.
-    fn max_diff(p: &Tensor, q: &Tensor) -> f32 {
-        let d = p.sub(q).unwrap().abs().unwrap().flatten_all().unwrap();
-        d.max(0).unwrap().to_scalar::<f32>().unwrap()
-    }
-
-    /// Bits of a tensor, so that -0 and +0 differ.
-    fn bits(t: &Tensor) -> Vec<u32> {
-        let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        v.iter().map(|x| x.to_bits()).collect()
-    }
-
-    /// The whole-layer ops give exactly the bits, forward and backward, of the
-    /// smaller ops they replaced (files made before them must still decode).
-    #[test]
-    fn layer_ops_match_the_graphs_they_replace_bit_for_bit() {
-        let dev = Device::Cpu;
-        let mut g = crate::rng::SplitMix64::new(8);
-        let mut var = |n: usize, shape: (usize, usize), s: f64| {
-            let v: Vec<f32> = (0..n).map(|_| g.normal(s)).collect();
-            Var::from_vec(v, shape, &dev).unwrap()
-        };
-        let (x, w, b) = (
-            var(60, (6, 10), 2.0),
-            var(10, (1, 10), 1.0),
-            var(10, (1, 10), 1.0),
-        );
-        let down = var(60, (6, 10), 1.0);
-        let (w, b) = (
-            w.as_tensor().flatten_all().unwrap(),
-            b.as_tensor().flatten_all().unwrap(),
-        );
-        let (w, b) = (Var::from_tensor(&w).unwrap(), Var::from_tensor(&b).unwrap());
-        let params = [x.as_tensor(), w.as_tensor(), b.as_tensor()];
-        // A loss whose gradient has zeros of both signs and a relu-like kink.
-        let loss = |y: &Tensor| {
-            let y = y.relu().unwrap().sqr().unwrap();
-            let n = y.dims()[1];
-            y.broadcast_mul(&down.as_tensor().narrow(1, 0, n).unwrap())
-                .unwrap()
-                .sum_all()
-                .unwrap()
-        };
-        let check = |fused: Tensor, old: Tensor| {
-            assert_eq!(bits(&fused), bits(&old), "forward");
-            let (gf, go) = (
-                loss(&fused).backward().unwrap(),
-                loss(&old).backward().unwrap(),
-            );
-            for p in params {
-                // (GeGLU does not use w: no gradient on either side.)
-                assert_eq!(gf.get(p).map(bits), go.get(p).map(bits), "gradient");
-            }
-            assert!(gf.get(params[0]).is_some());
-        };
-        let (t, wt, bt) = (x.as_tensor(), w.as_tensor(), b.as_tensor());
-        let ln = t.apply_op3(wt, bt, LayerNorm { eps: 1e-5 }).unwrap();
-        let xn = t.apply_op1(Normalize { eps: 1e-5 }).unwrap();
-        check(ln, add_bias(&row_scale(&xn, wt).unwrap(), bt).unwrap());
-        let geglu = t.apply_op2(bt, GeGlu).unwrap();
-        let u = add_bias(t, bt).unwrap();
-        let (a, gate) = (u.narrow(1, 0, 5).unwrap(), u.narrow(1, 5, 5).unwrap());
-        let old = (a * gate.contiguous().unwrap().apply_op1(Gelu).unwrap()).unwrap();
-        check(geglu, old);
-    }
-
-    /// The fused ops and their gradients agree with candle's composed ones.
-    #[test]
-    fn fused_ops_match_composed_ops_and_gradients() {
-        let dev = Device::Cpu;
-        let mut g = crate::rng::SplitMix64::new(4);
-        let data: Vec<f32> = (0..6 * 10).map(|_| g.normal(2.0)).collect();
-        let w: Vec<f32> = (0..6 * 10).map(|_| g.normal(1.0)).collect();
-        let w = Tensor::from_vec(w, (6, 10), &dev).unwrap();
-        let x = Var::from_vec(data, (6, 10), &dev).unwrap();
-        let check = |fused: &Tensor, composed: &Tensor| {
-            let (a, b) = (
-                fused.broadcast_mul(&w).unwrap().sum_all().unwrap(),
-                composed.broadcast_mul(&w).unwrap().sum_all().unwrap(),
-            );
-            let (ga, gb) = (a.backward().unwrap(), b.backward().unwrap());
-            assert!(max_diff(fused, composed) < 1e-5, "values differ");
-            assert!(
-                max_diff(
-                    ga.get(x.as_tensor()).unwrap(),
-                    gb.get(x.as_tensor()).unwrap()
-                ) < 1e-4,
-                "gradients differ"
-            );
-        };
-        let t = x.as_tensor();
-        check(&t.apply_op1(Gelu).unwrap(), &t.gelu_erf().unwrap());
-        let mean = t.mean_keepdim(D::Minus1).unwrap();
-        let xc = t.broadcast_sub(&mean).unwrap();
-        let var = xc.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
-        let composed = xc
-            .broadcast_div(&(var + 1e-5).unwrap().sqrt().unwrap())
-            .unwrap();
-        check(&t.apply_op1(Normalize { eps: 1e-5 }).unwrap(), &composed);
-        // Row ops: gradients flow to both operands and match broadcasting ops.
-        let v = Var::from_vec(
-            (0..10).map(|i| i as f32 * 0.3 - 1.0).collect::<Vec<f32>>(),
-            10,
-            &dev,
-        )
-        .unwrap();
-        for (fused, composed) in [
-            (
-                add_bias(t, v.as_tensor()).unwrap(),
-                t.broadcast_add(v.as_tensor()).unwrap(),
-            ),
-            (
-                row_scale(t, v.as_tensor()).unwrap(),
-                t.broadcast_mul(v.as_tensor()).unwrap(),
-            ),
-        ] {
-            let grads = |y: &Tensor| y.broadcast_mul(&w).unwrap().sum_all().unwrap().backward();
-            let (ga, gb) = (grads(&fused).unwrap(), grads(&composed).unwrap());
-            for p in [t, v.as_tensor()] {
-                assert!(max_diff(ga.get(p).unwrap(), gb.get(p).unwrap()) < 1e-4);
-            }
-        }
-    }
-
-    /// Every op, forward and backward, computes the same bits at every vector
-    /// level this machine runs as at the baseline one, over awkward shapes.
-    #[test]
-    fn every_simd_path_gives_the_baseline_bits() {
-        use crate::simd::{supported, with_level, Level};
-        let dev = Device::Cpu;
-        let pool = crate::par::Pool::new(3);
-        let run = |rows: usize, n: usize| -> Vec<Vec<u32>> {
-            let mut g = crate::rng::SplitMix64::new((rows * 7919 + n) as u64);
-            let mut var = |len: usize, dims: &[usize], s: f64| {
-                let v: Vec<f32> = (0..len).map(|_| g.normal(s)).collect();
-                Var::from_vec(v, dims, &dev).unwrap()
-            };
-            let x = var(rows * n, &[rows, n], 3.0);
-            let x2 = var(rows * 2 * n, &[rows, 2 * n], 3.0);
-            let (w, b) = (var(n, &[n], 1.0), var(2 * n, &[2 * n], 1.0));
-            let s = var(1, &[1], 1.0);
-            let up = var(n * 24, &[n, 24], 0.3);
-            let head = var(24 * 256, &[24, 256], 0.3);
-            let ln = x
-                .as_tensor()
-                .apply_op3(
-                    w.as_tensor(),
-                    &b.as_tensor().narrow(0, 0, n).unwrap(),
-                    LayerNorm { eps: 1e-5 },
-                )
-                .unwrap();
-            let gl = x2.as_tensor().apply_op2(b.as_tensor(), GeGlu).unwrap();
-            let y = ((ln.apply_op1(Gelu).unwrap() + gl).unwrap()
-                + scale(
-                    &row_scale(x.as_tensor(), w.as_tensor()).unwrap(),
-                    s.as_tensor(),
-                )
-                .unwrap())
-            .unwrap();
-            let y = (sigmoid(&y).unwrap() * softmax_last_dim(&y).unwrap()).unwrap();
-            let logits = matmul(&matmul(&y, up.as_tensor()).unwrap(), head.as_tensor()).unwrap();
-            let targets: Vec<u8> = (0..rows).map(|r| (r * 37) as u8).collect();
-            let grads = cross_entropy(&logits, &targets)
-                .unwrap()
-                .backward()
-                .unwrap();
-            let mut out = vec![bits(&logits)];
-            for v in [&x, &x2, &w, &b, &s, &up, &head] {
-                out.push(bits(grads.get(v.as_tensor()).unwrap()));
-            }
-            out
-        };
-        for rows in [1usize, 3, 257] {
-            for n in [1usize, 7, 513, 1024, 4097] {
-                if rows * n > 300_000 {
-                    continue;
-                }
-                let want = with_level(Level::Baseline, || run(rows, n));
-                for l in Level::ALL.into_iter().filter(|&l| supported(l)) {
-                    assert!(
-                        with_level(l, || run(rows, n)) == want,
-                        "{l:?} differs, {rows} x {n}"
-                    );
-                }
-                // Kernels split over threads (rows, columns, elements) too.
-                assert!(
-                    with_level(Level::Baseline, || pool.run(|| run(rows, n))) == want,
-                    "3 threads differ, {rows} x {n}"
-                );
-            }
-        }
-    }
-}
+pub(crate) use gelu::{gelu_grad, gelu_into};
+#[cfg(test)]
+pub(crate) use matmul::gemm_into;
+#[cfg(test)]
+pub(crate) use norm::{normalize, normalize_grad};
+#[cfg(test)]
+pub(crate) use rows::col_sum_prod;

@@ -1,26 +1,36 @@
-//! Layer norm with gain and bias as one graph node, and (for tests) the plain
-//! normalisation it replaced.
+//! Layer norm with gain and bias, and (for tests) the plain normalisation
+//! the model used before it.
 
-use super::rows::ColSum;
-use super::slice;
 use crate::par;
 use crate::simd::wide_kernel;
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-#[cfg(test)]
-use candle_core::{CustomOp1, CustomOp2};
-
-/// (x - mean) / sqrt(var + eps) over the last dimension (no affine part). The
-/// model used it before [`LayerNorm`]; tests keep it as the reference.
-#[cfg(test)]
-pub struct Normalize {
-    pub eps: f32,
-}
 
 fn row_stats(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
     let mean = row.iter().sum::<f32>() / n;
     let var = row.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
     (mean, 1.0 / (var + eps).sqrt())
+}
+
+/// (x - mean) / sqrt(var + eps) of each `d`-wide row of `x` into `y` (no
+/// affine part): what the model used before [`layer_norm`], kept as the
+/// tests' reference.
+#[cfg(test)]
+pub(crate) fn normalize(x: &[f32], d: usize, eps: f32, y: &mut [f32]) {
+    for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
+        let (mean, inv) = row_stats(xr, eps);
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = (v - mean) * inv;
+        }
+    }
+}
+
+/// The backward pass of [`normalize`]: `dx` holds the output gradient and
+/// becomes the input's.
+#[cfg(test)]
+pub(crate) fn normalize_grad(x: &[f32], d: usize, eps: f32, dx: &mut [f32]) {
+    for (xr, dr) in x.chunks_exact(d).zip(dx.chunks_exact_mut(d)) {
+        normalize_bwd_row(xr, row_stats(xr, eps), dr);
+    }
 }
 
 /// Rows whose sums advance side by side.
@@ -127,61 +137,6 @@ pub(crate) fn layer_norm_grad(
     });
 }
 
-#[cfg(test)]
-impl CustomOp1 for Normalize {
-    fn name(&self) -> &'static str {
-        "fused-normalize"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice(s, l)?;
-        let d = *l.shape().dims().last().unwrap_or(&1);
-        let mut y = vec![0f32; x.len()];
-        for (xr, yr) in x.chunks_exact(d).zip(y.chunks_exact_mut(d)) {
-            let (mean, inv) = row_stats(xr, self.eps);
-            for (o, &v) in yr.iter_mut().zip(xr) {
-                *o = (v - mean) * inv;
-            }
-        }
-        Ok((CpuStorage::F32(y), l.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(arg.apply_op2_no_bwd(
-            &grad.contiguous()?,
-            &NormalizeBwd { eps: self.eps },
-        )?))
-    }
-}
-
-#[cfg(test)]
-struct NormalizeBwd {
-    eps: f32,
-}
-
-#[cfg(test)]
-impl CustomOp2 for NormalizeBwd {
-    fn name(&self) -> &'static str {
-        "fused-normalize-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, g) = (slice(s1, l1)?, slice(s2, l2)?);
-        let d = *l1.shape().dims().last().unwrap_or(&1);
-        let mut dx = g[..x.len()].to_vec();
-        for (xr, dr) in x.chunks_exact(d).zip(dx.chunks_exact_mut(d)) {
-            normalize_bwd_row(xr, row_stats(xr, self.eps), dr);
-        }
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
-    }
-}
-
 wide_kernel! {
     /// dx of [`layer_norm_grad`] for the rows of `x` (as many as `stats`
     /// holds), their statistics into `stats`. dx first holds the gradient
@@ -251,84 +206,5 @@ fn normalize_bwd_row(xr: &[f32], (mean, inv): (f32, f32), dr: &mut [f32]) {
     for (o, &v) in dr.iter_mut().zip(xr) {
         let gv = *o;
         *o = inv * (gv - mg - (v - mean) * inv * mgx);
-    }
-}
-
-/// Layer norm with gain and bias on (rows, n): xhat * w + b. One graph node
-/// where [`Normalize`], [`RowScale`] and [`AddBias`] took three (seven with
-/// their reshapes), each with a full-size gradient to zero and accumulate.
-/// It computes the same bits as those three ops.
-pub struct LayerNorm {
-    pub eps: f32,
-}
-
-impl CustomOp3 for LayerNorm {
-    fn name(&self) -> &'static str {
-        "fused-layer-norm"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, b) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let mut y = vec![0f32; x.len()];
-        layer_norm(x, w, b, self.eps, &mut y);
-        Ok((CpuStorage::F32(y), l1.shape().clone()))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let g = grad.contiguous()?;
-        let rows = x.dim(0)?;
-        // One pass gives dx (rows x n) with the gain's gradient as an extra row.
-        let both = x.apply_op3_no_bwd(w, &g, &LayerNormBwd { eps: self.eps })?;
-        let dx = both.narrow(0, 0, rows)?;
-        let dw = both.narrow(0, rows, 1)?.flatten_all()?;
-        let db = g.apply_op1_no_bwd(&ColSum)?;
-        Ok((Some(dx), Some(dw), Some(db)))
-    }
-}
-
-/// The backward pass of [`LayerNorm`]: for x, w and the output gradient g,
-/// rows of dx followed by one row of dw = sum over rows of g * xhat. Each row's
-/// statistics are computed once; the operations are those of the graph
-/// Normalize, RowScale, AddBias ran, so the bits are the same.
-struct LayerNormBwd {
-    eps: f32,
-}
-
-impl CustomOp3 for LayerNormBwd {
-    fn name(&self) -> &'static str {
-        "fused-layer-norm-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, w, g) = (slice(s1, l1)?, slice(s2, l2)?, slice(s3, l3)?);
-        let d = w.len();
-        let rows = x.len() / d;
-        let mut out = vec![0f32; x.len() + d];
-        let (dx, dw) = out.split_at_mut(x.len());
-        layer_norm_grad(x, w, g, self.eps, dx, dw);
-        Ok((CpuStorage::F32(out), Shape::from((rows + 1, d))))
     }
 }

@@ -1,4 +1,4 @@
-//! Parameters and the small building blocks of the model.
+//! The graph's parameters and layers.
 //!
 //! Only ops whose gradients candle really computes are used (some of its fused
 //! ops have none, and a parameter behind one would silently never learn): layer
@@ -6,11 +6,12 @@
 //! `candle_nn::ops::softmax`, and the depthwise convolution is three shifted
 //! slices instead of candle's conv1d.
 
-use super::init::Param;
-use candle_core::{Device, Result, Tensor, Var, D};
+use super::ops;
+use crate::model::init::Param;
+use candle_core::{Device, Result, Tensor, Var};
 
 /// The graph's trainable variables, made from the parameter list
-/// ([`super::init::parameters`]) and kept in its order, which AdamW walks.
+/// ([`crate::model::init::parameters`]) and kept in its order, which AdamW walks.
 pub struct ParamStore {
     pub(crate) vars: Vec<(String, Var)>,
 }
@@ -52,7 +53,7 @@ impl Linear {
 
     /// Applies the layer to a (batch, in) matrix.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        super::ops::add_bias(&super::ops::matmul(x, &self.w)?, &self.b)
+        ops::add_bias(&ops::matmul(x, &self.w)?, &self.b)
     }
 }
 
@@ -74,56 +75,26 @@ impl LayerNorm {
 
     /// Normalises the last dimension of `x`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if super::fused_kernels(x.device()) {
-            let dims = x.dims().to_vec();
-            let ln = super::ops::LayerNorm { eps: 1e-5 };
-            return x
-                .contiguous()?
-                .reshape(((), self.w.elem_count()))?
-                .apply_op3(&self.w, &self.b, ln)?
-                .reshape(dims);
-        }
-        let mean = x.mean_keepdim(D::Minus1)?;
-        let xc = x.broadcast_sub(&mean)?;
-        let var = xc.sqr()?.mean_keepdim(D::Minus1)?;
-        let xn = xc.broadcast_div(&(var + 1e-5)?.sqrt()?)?;
-        xn.broadcast_mul(&self.w)?.broadcast_add(&self.b)
+        ops::layer_norm(x, &self.w, &self.b)
     }
 }
 
 /// GeGLU: one linear layer to 2h features, then a * gelu(b).
 pub struct GeGlu {
     proj: Linear,
-    hidden: usize,
 }
 
 impl GeGlu {
     /// The unit `name` (a linear layer to twice its hidden width).
     pub fn load(ps: &ParamStore, name: &str) -> Result<Self> {
-        let proj = Linear::load(ps, name)?;
-        let hidden = proj.b.elem_count() / 2;
-        Ok(Self { proj, hidden })
+        Ok(Self {
+            proj: Linear::load(ps, name)?,
+        })
     }
 
     /// Applies the unit to a (batch, in) matrix.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        if super::fused_kernels(x.device()) {
-            let xw = super::ops::matmul(x, &self.proj.w)?;
-            return xw.apply_op2(&self.proj.b, super::ops::GeGlu);
-        }
-        let y = self.proj.forward(x)?;
-        let a = y.narrow(1, 0, self.hidden)?;
-        let g = y.narrow(1, self.hidden, self.hidden)?;
-        a * gelu(&g)?
-    }
-}
-
-/// Exact GELU: the fused kernel on the CPU, candle's op elsewhere.
-pub fn gelu(x: &Tensor) -> Result<Tensor> {
-    if super::fused_kernels(x.device()) {
-        x.contiguous()?.apply_op1(super::ops::Gelu)
-    } else {
-        x.gelu_erf()
+        ops::geglu(&ops::matmul(x, &self.proj.w)?, &self.proj.b)
     }
 }
 
@@ -150,12 +121,12 @@ impl DepthwiseConv3 {
         let zero = Tensor::zeros((b, 1, c), x.dtype(), x.device())?;
         let xp = Tensor::cat(&[&zero, x, &zero], 1)?;
         let _ = b;
-        let mut y = super::ops::add_bias(
-            &super::ops::row_scale(&xp.narrow(1, 0, t)?, &self.w.get(0)?)?,
+        let mut y = ops::add_bias(
+            &ops::row_scale(&xp.narrow(1, 0, t)?, &self.w.get(0)?)?,
             &self.b,
         )?;
         for k in 1..3 {
-            y = (y + super::ops::row_scale(&xp.narrow(1, k, t)?, &self.w.get(k)?)?)?;
+            y = (y + ops::row_scale(&xp.narrow(1, k, t)?, &self.w.get(k)?)?)?;
         }
         Ok(y)
     }

@@ -7,16 +7,24 @@
 //! and the tests hold the written-out step to them. Gradients come from
 //! candle's autograd, the update from [`AdamW::step`].
 
+mod layers;
+mod ops;
+#[cfg(test)]
+mod oracle;
+
+pub(crate) use layers::ParamStore;
+
 use super::adamw::AdamW;
 use super::dims::Dims;
 use super::init::PICK_DIM;
-use super::layers::{gelu, DepthwiseConv3, GeGlu, LayerNorm, Linear, ParamStore};
-use super::{ops, Network};
+use super::Network;
 use crate::coder::Precision;
 use crate::preset::{GlobalRead, Preset};
 use crate::side::SideInputs;
 use candle_core::backprop::GradStore;
 use candle_core::{DType, Device, Result, Tensor};
+use layers::{DepthwiseConv3, GeGlu, LayerNorm, Linear};
+use ops::gelu;
 use std::borrow::Cow;
 
 enum Global {
