@@ -78,7 +78,10 @@ pub struct Preset {
     #[serde(default)]
     pub orders: Vec<u32>,
     /// More contexts of the statistics: "word", "pair" (word and the one
-    /// before), "sparse" (the two bytes before the last).
+    /// before), "sparse" (the two bytes before the last), "column" (the
+    /// column and the byte above it in the line before), "above" (that
+    /// byte, the one after it and the last byte), "indirect" (the last two
+    /// bytes and what followed them the last two times).
     #[serde(default)]
     pub contexts: Vec<String>,
     /// log2 of the context statistics' slots (32 bytes each).
@@ -308,6 +311,7 @@ impl Preset {
             match_long: self.match_long,
             match_bits: self.match_bits,
             segment: self.segment as usize,
+            lanes: self.lanes,
             sse_counts: self.sse_counts,
         }
     }
@@ -505,7 +509,7 @@ impl Preset {
         }
         let known = |n: &String| Context::EXTRA.iter().any(|e| e.1 == n);
         if !self.contexts.iter().all(known) {
-            return Err("contexts may be word, pair and sparse".into());
+            return Err("contexts may be word, pair, sparse, column, above and indirect".into());
         }
         let counting = !self.orders.is_empty() || !self.contexts.is_empty();
         if counting && !(8..=26).contains(&self.stats_bits) {

@@ -17,20 +17,20 @@ use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// What each level costs, measured on a 2-core machine (README's level
-/// table, docs/PERFORMANCE.md), so nobody waits a minute per MB without being told. The level
-/// flags are not clap arguments (see [`normalize`]), so they are shown here,
-/// in every help page; each line fits 80 columns.
+/// What each level costs, measured with `fade bench` on a 2-core machine
+/// (docs/PERFORMANCE.md, "The levels on the quick set"), so nobody waits a
+/// minute per MB without being told. The level flags are not clap arguments
+/// (see [`normalize`]), so they are shown here, in every help page; each line
+/// fits 80 columns.
 pub const LEVELS: &str = "\
-Levels (compression speed on a 2-core Xeon, both cores; decompression
-about as fast):
-  -1, --fast[=N]  fast     110 KB/s  quick set 5.06:1
-  -2              medium   ~50 KB/s
-  -3              default  ~35 KB/s  quick set 5.29:1 (xz -9e 4.02:1,
-                                     zpaq -method 5 5.24:1)
-  -4, --best      strong   ~8 KB/s   quick set 5.53:1
-  -5              paper    0.6 KB/s  the paper's pure network, for GPUs
-                                     (--best with --device cuda)
+Levels (KB/s compressing/restoring, both cores of a 2-core Xeon; ratio on
+the quick set, where xz -9e gives 4.02:1 and zpaq -method 5 5.24:1 at 326/327):
+  -1, --fast[=N]  fast     112/122 KB/s  5.06:1
+  -2              medium    56/61 KB/s   5.23:1
+  -3              default   36/37 KB/s   5.29:1
+  -4, --best      strong     7/9 KB/s    5.53:1
+  -5              paper      0.1 KB/s    the paper's pure network, for GPUs
+                                         (--best with --device cuda)
 Levels above 5 (-9, -19) use the strongest practical level, with a warning.
 -T N codes blocks on N cores (see docs/PARALLEL.md).";
 

@@ -19,12 +19,15 @@
 //! it computes, to its logits) and `conf` features saying how much each
 //! prediction has behind it (match length, context counts).
 
+pub mod context;
 pub mod history;
 pub mod matcher;
 pub mod sse;
 pub mod stats;
 
 use crate::layout::Layout;
+pub use context::Context;
+use context::Keys;
 use history::History;
 use matcher::{len_bucket, Matcher, LEN_BUCKETS};
 use stats::{log2q, Seen, Stats, CANDIDATES};
@@ -63,6 +66,8 @@ pub struct Config {
     pub match_bits: u32,
     /// Bytes of a segment (the history's size).
     pub segment: usize,
+    /// Lanes at most (each keeps its own context state).
+    pub lanes: u32,
     /// Whether [`SideInputs::seen`] is kept (for the SSE stage's counts).
     pub sse_counts: bool,
 }
@@ -112,75 +117,7 @@ impl Config {
         if !self.contexts.is_empty() {
             m += 32u64 << self.stats_bits.min(40);
         }
-        m
-    }
-}
-
-/// A context of the statistics: what of a lane's past selects a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Context {
-    /// The last k bytes, k = 1 to 8.
-    Order(u32),
-    /// The letters of the word being written so far (case folded; any byte
-    /// of 128 and above counts as a letter, for UTF-8 text).
-    Word,
-    /// That and the word before it.
-    WordPair,
-    /// The two bytes before the last one (records, tables, binaries).
-    Sparse,
-}
-
-impl Context {
-    /// Every context kind with its bit in the header's mask: orders 1 to 8 are
-    /// bits 0 to 7.
-    pub const EXTRA: [(Context, &'static str, u32); 3] = [
-        (Context::Word, "word", 8),
-        (Context::WordPair, "pair", 9),
-        (Context::Sparse, "sparse", 10),
-    ];
-
-    fn tag(self) -> u32 {
-        match self {
-            Context::Order(k) => k,
-            Context::Word => 9,
-            Context::WordPair => 10,
-            Context::Sparse => 11,
-        }
-    }
-}
-
-/// What a lane's contexts are made of.
-#[derive(Clone, Copy, Default)]
-struct LanePast {
-    /// The last 8 bytes, newest lowest.
-    recent: u64,
-    /// Hash of the current word's letters (0 between words), and of the last
-    /// complete word.
-    word: u64,
-    prev_word: u64,
-}
-
-impl LanePast {
-    fn key(&self, c: Context) -> u64 {
-        match c {
-            Context::Order(k) if k >= 8 => self.recent,
-            Context::Order(k) => self.recent & ((1u64 << (8 * k)) - 1),
-            Context::Word => self.word,
-            Context::WordPair => self.word ^ self.prev_word.rotate_left(29),
-            Context::Sparse => (self.recent >> 8) & 0xFFFF,
-        }
-    }
-
-    fn push(&mut self, v: u8) {
-        self.recent = (self.recent << 8) | v as u64;
-        let letter = v.is_ascii_alphabetic() || v >= 128;
-        if letter {
-            let folded = v.to_ascii_lowercase() as u64;
-            self.word = (self.word.wrapping_add(folded + 1)).wrapping_mul(0x2F0F_3A6B_9C4D_5E71);
-        } else if self.word != 0 {
-            self.prev_word = self.word;
-            self.word = 0;
-        }
+        m + context::memory(&self.contexts, self.lanes as u64)
     }
 }
 
@@ -276,7 +213,7 @@ pub struct Side {
     matcher: Option<Matcher>,
     stats: Option<Stats>,
     contexts: Vec<Context>,
-    past: Vec<LanePast>,
+    keys: Keys,
     lanes: usize,
     matches: Vec<(u8, u32)>,
     /// Whether [`SideInputs::seen`] is filled.
@@ -296,7 +233,7 @@ impl Side {
                 .then(|| Matcher::new(c.match_short as usize, c.match_long as usize, c.match_bits)),
             stats: (!c.contexts.is_empty()).then(|| Stats::new(c.stats_bits)),
             contexts: c.contexts.clone(),
-            past: Vec::new(),
+            keys: Keys::new(&[], 0),
             lanes: 0,
             matches: Vec::new(),
             keep_seen: c.sse_counts,
@@ -306,7 +243,7 @@ impl Side {
     pub fn begin_segment(&mut self, lay: &Layout) {
         self.hist.begin_segment(lay);
         self.lanes = lay.lanes;
-        self.past = vec![LanePast::default(); lay.lanes];
+        self.keys = Keys::new(&self.contexts, lay.lanes);
         self.matches = vec![(0, 0); lay.lanes];
         if let Some(m) = &mut self.matcher {
             m.begin_segment(lay.lanes);
@@ -333,9 +270,9 @@ impl Side {
             all_seen.reserve(self.lanes * self.contexts.len());
         }
         if let Some(st) = &self.stats {
-            for past in &self.past[..self.lanes] {
+            for b in 0..self.lanes {
                 for &k in &self.contexts {
-                    st.prefetch(past.key(k), k.tag());
+                    st.prefetch(self.keys.key(b, k), k.tag());
                 }
             }
         }
@@ -359,7 +296,7 @@ impl Side {
             }
             if let Some(st) = &self.stats {
                 for &k in &self.contexts {
-                    let seen = st.seen(self.past[b].key(k), k.tag());
+                    let seen = st.seen(self.keys.key(b, k), k.tag());
                     if self.keep_seen {
                         all_seen.push(seen);
                     }
@@ -411,44 +348,19 @@ impl Side {
             m.learn(&self.hist, bytes);
         }
         if let Some(st) = &self.stats {
-            for past in &self.past[..bytes.len()] {
+            for b in 0..bytes.len() {
                 for &k in &self.contexts {
-                    st.prefetch(past.key(k), k.tag());
+                    st.prefetch(self.keys.key(b, k), k.tag());
                 }
             }
         }
-        for (b, &v) in bytes.iter().enumerate() {
-            if let Some(st) = &mut self.stats {
+        if let Some(st) = &mut self.stats {
+            for (b, &v) in bytes.iter().enumerate() {
                 for &k in &self.contexts {
-                    st.update(self.past[b].key(k), k.tag(), v);
+                    st.update(self.keys.key(b, k), k.tag(), v);
                 }
             }
-            self.past[b].push(v);
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn past(text: &[u8]) -> LanePast {
-        let mut p = LanePast::default();
-        text.iter().for_each(|&v| p.push(v));
-        p
-    }
-
-    #[test]
-    fn word_contexts_fold_case_and_reset_between_words() {
-        let (a, b) = (past(b"one Ca"), past(b"two cA"));
-        assert_eq!(a.key(Context::Word), b.key(Context::Word));
-        assert_ne!(a.key(Context::WordPair), b.key(Context::WordPair));
-        assert_eq!(past(b"the ").key(Context::Word), 0);
-        assert_eq!(
-            past(b"x the ").key(Context::WordPair),
-            past(b"y the ").key(Context::WordPair)
-        );
-        assert_eq!(past(b"abcdef").key(Context::Order(2)), 0x6566);
-        assert_eq!(past(b"abcdef").key(Context::Sparse), 0x6465);
+        self.keys.push(bytes);
     }
 }

@@ -111,10 +111,7 @@ pub fn run(
                 compress_s: ct,
                 decompress_s: dt,
                 peak_rss_mb: cm.max(dm) as f64 / 1048576.0,
-                peak_gpu_mb: match (cg, dg) {
-                    (Some(a), Some(b)) => Some(a.max(b)),
-                    (a, b) => a.or(b),
-                },
+                peak_gpu_mb: report::max_opt(cg, dg),
             };
             if !quiet {
                 diag!(

@@ -49,14 +49,18 @@ impl Row {
     }
 }
 
-/// Totals per codec, in `order`: sizes add up, speeds are total bytes over
-/// total time (an empty file adds its time and no bytes).
-pub fn totals(rows: &[Row], order: &[(String, bool)]) -> Vec<Row> {
-    let max_opt = |a: Option<f64>, b: Option<f64>| match (a, b) {
+/// The larger of two optional peaks; either alone if the other is missing.
+pub fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
         (Some(x), Some(y)) => Some(x.max(y)),
         (x, None) => x,
         (None, y) => y,
-    };
+    }
+}
+
+/// Totals per codec, in `order`: sizes add up, speeds are total bytes over
+/// total time (an empty file adds its time and no bytes).
+pub fn totals(rows: &[Row], order: &[(String, bool)]) -> Vec<Row> {
     order
         .iter()
         .map(|(codec, fade)| {

@@ -1,0 +1,319 @@
+//! The contexts of the statistics: what of a lane's past selects a slot.
+//!
+//! [`Keys`] keeps what every context reads: each lane's last bytes and words
+//! ([`LanePast`]), each lane's current line and the line before ([`Lines`],
+//! for logs, listings and tables), and the byte histories shared by all lanes
+//! ([`Indirect`], for contexts whose meaning is "what followed here before").
+//! The key of a context is a plain integer; [`super::stats`] hashes it with
+//! the context's tag. docs/FORMAT.md specifies every key.
+
+/// A context of the statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// The last k bytes, k = 1 to 8.
+    Order(u32),
+    /// The letters of the word being written so far (case folded; any byte
+    /// of 128 and above counts as a letter, for UTF-8 text).
+    Word,
+    /// The current word and the one before it.
+    WordPair,
+    /// The two bytes before the last one (records, tables, binaries).
+    Sparse,
+    /// The column in the current line and the byte above it in the line
+    /// before (logs, listings, tables, indented source).
+    Column,
+    /// The byte above, the one after it, and the last byte.
+    Above,
+    /// The last two bytes and the two bytes that followed them the last two
+    /// times they occurred, in any lane (an indirect context, as paq8's).
+    Indirect,
+}
+
+impl Context {
+    /// Every context kind with its name in a preset and its bit in the
+    /// header's mask: orders 1 to 8 are bits 0 to 7.
+    pub const EXTRA: [(Context, &'static str, u32); 6] = [
+        (Context::Word, "word", 8),
+        (Context::WordPair, "pair", 9),
+        (Context::Sparse, "sparse", 10),
+        (Context::Column, "column", 11),
+        (Context::Above, "above", 12),
+        (Context::Indirect, "indirect", 13),
+    ];
+
+    /// Whether the context reads the lane's line structure.
+    fn uses_lines(self) -> bool {
+        matches!(self, Context::Column | Context::Above)
+    }
+
+    /// The tag hashed with the key, so equal keys of two contexts differ.
+    pub fn tag(self) -> u32 {
+        match self {
+            Context::Order(k) => k,
+            Context::Word => 9,
+            Context::WordPair => 10,
+            Context::Sparse => 11,
+            Context::Column => 12,
+            Context::Above => 13,
+            Context::Indirect => 14,
+        }
+    }
+}
+
+/// Bytes the contexts of `contexts` keep beside the statistics, for `lanes`
+/// lanes (counted in the side models' memory).
+pub fn memory(contexts: &[Context], lanes: u64) -> u64 {
+    let mut m = lanes * std::mem::size_of::<LanePast>() as u64;
+    if contexts.iter().any(|c| c.uses_lines()) {
+        m += lanes * std::mem::size_of::<Lines>() as u64;
+    }
+    if contexts.contains(&Context::Indirect) {
+        m += 2 << 16;
+    }
+    m
+}
+
+/// Every context's state for a segment's lanes.
+pub struct Keys {
+    past: Vec<LanePast>,
+    /// Each lane's lines, if a context reads them (else empty).
+    lines: Vec<Lines>,
+    /// The shared byte histories, if a context reads them.
+    indirect: Option<Indirect>,
+}
+
+impl Keys {
+    /// Fresh state for `lanes` lanes, keeping only what `contexts` read.
+    pub fn new(contexts: &[Context], lanes: usize) -> Self {
+        let lines = contexts.iter().any(|c| c.uses_lines());
+        Self {
+            past: vec![LanePast::default(); lanes],
+            lines: if lines {
+                vec![Lines::default(); lanes]
+            } else {
+                Vec::new()
+            },
+            indirect: contexts
+                .contains(&Context::Indirect)
+                .then(Indirect::default),
+        }
+    }
+
+    /// Lane `b`'s key for context `k`.
+    pub fn key(&self, b: usize, k: Context) -> u64 {
+        let past = &self.past[b];
+        match k {
+            Context::Column | Context::Above => self.lines[b].key(k, past.recent as u8),
+            Context::Indirect => {
+                let c2 = past.recent & 0xFFFF;
+                let seen = self.indirect.as_ref().map_or(0, |t| t.after2[c2 as usize]);
+                (seen as u64) << 16 | c2
+            }
+            _ => past.key(k),
+        }
+    }
+
+    /// One step's bytes, lane `b`'s byte at `bytes[b]`. The shared histories
+    /// are updated after every lane's past, in lane order, so no lane's key
+    /// of this step saw another lane's byte of this step.
+    pub fn push(&mut self, bytes: &[u8]) {
+        if let Some(t) = &mut self.indirect {
+            for (past, &v) in self.past.iter().zip(bytes) {
+                t.push(past.recent as u16, v);
+            }
+        }
+        for (b, &v) in bytes.iter().enumerate() {
+            self.past[b].push(v);
+            if let Some(l) = self.lines.get_mut(b) {
+                l.push(v);
+            }
+        }
+    }
+}
+
+/// What a lane's contexts are made of.
+#[derive(Clone, Copy, Default)]
+struct LanePast {
+    /// The last 8 bytes, newest lowest.
+    recent: u64,
+    /// Hash of the current word's letters (0 between words), and of the last
+    /// complete word.
+    word: u64,
+    prev_word: u64,
+}
+
+impl LanePast {
+    fn key(&self, c: Context) -> u64 {
+        match c {
+            Context::Order(k) if k >= 8 => self.recent,
+            Context::Order(k) => self.recent & ((1u64 << (8 * k)) - 1),
+            Context::Word => self.word,
+            Context::WordPair => self.word ^ self.prev_word.rotate_left(29),
+            Context::Sparse => (self.recent >> 8) & 0xFFFF,
+            // Read from the lines and the shared histories (`Keys::key`).
+            Context::Column | Context::Above | Context::Indirect => 0,
+        }
+    }
+
+    fn push(&mut self, v: u8) {
+        self.recent = (self.recent << 8) | v as u64;
+        let letter = v.is_ascii_alphabetic() || v >= 128;
+        if letter {
+            let folded = v.to_ascii_lowercase() as u64;
+            self.word = (self.word.wrapping_add(folded + 1)).wrapping_mul(0x2F0F_3A6B_9C4D_5E71);
+        } else if self.word != 0 {
+            self.prev_word = self.word;
+            self.word = 0;
+        }
+    }
+}
+
+/// Bytes of a line the column contexts keep; a byte further right has no
+/// byte above it.
+const LINE: usize = 128;
+
+/// A lane's current line and the line before it, for the column contexts.
+#[derive(Clone)]
+struct Lines {
+    cur: [u8; LINE],
+    above: [u8; LINE],
+    /// Bytes since the last newline.
+    col: u32,
+    /// The length of the line before.
+    above_len: u32,
+}
+
+impl Default for Lines {
+    fn default() -> Self {
+        Self {
+            cur: [0; LINE],
+            above: [0; LINE],
+            col: 0,
+            above_len: 0,
+        }
+    }
+}
+
+impl Lines {
+    /// The byte `d` columns right of the current one in the line before, or
+    /// 0 past its end (or past what is kept).
+    fn above(&self, d: u32) -> u64 {
+        let c = self.col + d;
+        if c < self.above_len.min(LINE as u32) {
+            self.above[c as usize] as u64
+        } else {
+            0
+        }
+    }
+
+    fn key(&self, c: Context, last: u8) -> u64 {
+        match c {
+            Context::Column => (self.col.min(255) as u64) << 8 | self.above(0),
+            _ => self.above(0) << 16 | self.above(1) << 8 | last as u64,
+        }
+    }
+
+    fn push(&mut self, v: u8) {
+        if v == b'\n' {
+            std::mem::swap(&mut self.cur, &mut self.above);
+            self.above_len = self.col;
+            self.col = 0;
+        } else {
+            if (self.col as usize) < LINE {
+                self.cur[self.col as usize] = v;
+            }
+            self.col = self.col.saturating_add(1);
+        }
+    }
+}
+
+/// For every two-byte context, the two bytes that followed its last two
+/// occurrences (newest lowest), shared by all lanes.
+struct Indirect {
+    after2: Vec<u16>,
+}
+
+impl Default for Indirect {
+    fn default() -> Self {
+        Self {
+            after2: vec![0; 1 << 16],
+        }
+    }
+}
+
+impl Indirect {
+    /// Byte `v` followed the two-byte context `c2`.
+    fn push(&mut self, c2: u16, v: u8) {
+        let h = &mut self.after2[c2 as usize];
+        *h = *h << 8 | v as u16;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn past(text: &[u8]) -> LanePast {
+        let mut p = LanePast::default();
+        text.iter().for_each(|&v| p.push(v));
+        p
+    }
+
+    #[test]
+    fn word_contexts_fold_case_and_reset_between_words() {
+        let (a, b) = (past(b"one Ca"), past(b"two cA"));
+        assert_eq!(a.key(Context::Word), b.key(Context::Word));
+        assert_ne!(a.key(Context::WordPair), b.key(Context::WordPair));
+        assert_eq!(past(b"the ").key(Context::Word), 0);
+        assert_eq!(
+            past(b"x the ").key(Context::WordPair),
+            past(b"y the ").key(Context::WordPair)
+        );
+        assert_eq!(past(b"abcdef").key(Context::Order(2)), 0x6566);
+        assert_eq!(past(b"abcdef").key(Context::Sparse), 0x6465);
+    }
+
+    #[test]
+    fn line_contexts_read_the_line_above() {
+        let mut l = Lines::default();
+        b"ab,c\nxy".iter().for_each(|&v| l.push(v));
+        // Column 2 of "xy|", under "ab,c": up(0) = ',', up(1) = 'c'.
+        assert_eq!(l.key(Context::Column, b'y'), 2 << 8 | b',' as u64);
+        let above = (b',' as u64) << 16 | (b'c' as u64) << 8 | b'y' as u64;
+        assert_eq!(l.key(Context::Above, b'y'), above);
+        // Past the end of the line above, nothing is above.
+        b"zzz".iter().for_each(|&v| l.push(v));
+        assert_eq!(l.key(Context::Column, b'z'), 5 << 8);
+        // A new line: the last one is now above.
+        l.push(b'\n');
+        assert_eq!(
+            l.key(Context::Above, b'\n'),
+            (b'x' as u64) << 16 | (b'y' as u64) << 8 | 10
+        );
+    }
+
+    #[test]
+    fn indirect_context_remembers_what_followed_in_any_lane() {
+        let ind = [Context::Indirect];
+        let mut k = Keys::new(&ind, 2);
+        // Lane 0 writes "ab", lane 1 "xy"; then lane 0 "c", lane 1 "z".
+        k.push(b"ax");
+        k.push(b"by");
+        assert_eq!(k.key(0, Context::Indirect), 0x6162);
+        k.push(b"cz");
+        // Lane 1 now writes "ab" too: it sees that "c" followed "ab" in lane 0.
+        k.push(b"da");
+        k.push(b"eb");
+        assert_eq!(k.key(1, Context::Indirect), 0x63 << 16 | 0x6162);
+        // Two lanes at the same context in one step: both are recorded, in
+        // lane order, and neither lane's key saw the other's byte.
+        let mut k = Keys::new(&ind, 2);
+        k.push(b"aa");
+        k.push(b"bb");
+        assert_eq!(k.key(0, Context::Indirect), k.key(1, Context::Indirect));
+        k.push(b"cd");
+        k.push(b"aa");
+        k.push(b"bb");
+        assert_eq!(k.key(0, Context::Indirect), 0x6364 << 16 | 0x6162);
+    }
+}
