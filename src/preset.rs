@@ -73,6 +73,12 @@ pub struct Preset {
     /// compressor reads it: the frame header records the lane count used.
     #[serde(default = "yes")]
     pub fit_lanes: bool,
+    /// The lane plan: when fitting, the bytes each lane should have at least
+    /// (2048 unless the preset says otherwise). Longer lanes start cold less
+    /// often but give smaller, slower steps; each level sets it from the
+    /// measured trade (docs/PERFORMANCE.md). Only the compressor reads it.
+    #[serde(default = "lane_bytes")]
+    pub lane_bytes: u32,
     /// Orders (1 to 8) of the context statistics the network mixes in
     /// (`src/side/stats.rs`); empty for the pure network.
     #[serde(default)]
@@ -80,8 +86,7 @@ pub struct Preset {
     /// More contexts of the statistics: "word", "pair" (word and the one
     /// before), "sparse" (the two bytes before the last), "column" (the
     /// column and the byte above it in the line before), "above" (that
-    /// byte, the one after it and the last byte), "indirect" (the last two
-    /// bytes and what followed them the last two times).
+    /// byte, the one after it and the last byte).
     #[serde(default)]
     pub contexts: Vec<String>,
     /// log2 of the context statistics' slots (32 bytes each).
@@ -111,6 +116,10 @@ fn yes() -> bool {
     true
 }
 
+fn lane_bytes() -> u32 {
+    MIN_LANE_BYTES
+}
+
 /// Every built-in preset a frame header can name, by its identifier there.
 /// An identifier's preset never changes, because files name it: a level that
 /// is retuned gets a new identifier, and its old one stays here (in
@@ -122,14 +131,15 @@ const BUILTIN: &[(u8, &str)] = &[
     (4, include_str!("../models/retired/strong-4.toml")),
     (5, include_str!("../models/paper.toml")),
     (6, include_str!("../models/fast.toml")),
-    (7, include_str!("../models/default.toml")),
+    (7, include_str!("../models/retired/default-7.toml")),
     (8, include_str!("../models/retired/strong-8.toml")),
     (9, include_str!("../models/retired/strong-9.toml")),
     (10, include_str!("../models/strong.toml")),
+    (11, include_str!("../models/default.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [6, 2, 7, 10, 5];
+const LEVELS: [u8; 5] = [6, 2, 11, 10, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -159,8 +169,9 @@ fn preset_message(e: Error) -> String {
     }
 }
 
-/// Shortest lane [`Preset::fitted`] aims for, in bytes.
-const MIN_LANE_BYTES: usize = 2048;
+/// Shortest lane [`Preset::fitted`] aims for, in bytes, unless a preset
+/// plans longer ones (`lane_bytes`).
+const MIN_LANE_BYTES: u32 = 2048;
 /// Fewest lanes [`Preset::fitted`] goes down to.
 const MIN_FITTED_LANES: u32 = 16;
 
@@ -243,12 +254,13 @@ impl Preset {
     }
 
     /// This preset for an input of exactly `n` bytes, all in one segment: fewer
-    /// lanes when the preset's would be shorter than 2 KiB each (but not fewer
-    /// than 16). Each lane starts from an empty context, and the model gets one
+    /// lanes when the preset's would be shorter than `lane_bytes` each (but not
+    /// fewer than 16). Each lane starts from an empty context, and the model gets one
     /// training step per lane byte, so on short inputs fewer, longer lanes
     /// compress much better: 64 KiB of enwik took 30,469 bytes with 256 lanes
     /// and 24,029 with 16. The lane count is in the frame header, so decoding
-    /// needs nothing more; inputs of 512 KiB and more keep a 256-lane preset.
+    /// needs nothing more; inputs of `256 * lane_bytes` and more keep a
+    /// 256-lane preset.
     ///
     /// The side models' tables also shrink to what `n` bytes can fill (four
     /// slots per byte and context, four entries per position: fewer collide
@@ -269,7 +281,7 @@ impl Preset {
         if !self.fit_lanes {
             return p;
         }
-        let want = (n / MIN_LANE_BYTES).min(u32::MAX as usize) as u32;
+        let want = (n / self.lane_bytes.max(1) as usize).min(u32::MAX as usize) as u32;
         Preset {
             lanes: self.lanes.min(want.max(MIN_FITTED_LANES)),
             ..p
@@ -509,7 +521,7 @@ impl Preset {
         }
         let known = |n: &String| Context::EXTRA.iter().any(|e| e.1 == n);
         if !self.contexts.iter().all(known) {
-            return Err("contexts may be word, pair, sparse, column, above and indirect".into());
+            return Err("contexts may be word, pair, sparse, column and above".into());
         }
         let counting = !self.orders.is_empty() || !self.contexts.is_empty();
         if counting && !(8..=26).contains(&self.stats_bits) {
@@ -573,7 +585,9 @@ mod tests {
             let mut s = &buf[..];
             let mut q = Preset::read_from(&mut s).unwrap();
             assert!(s.is_empty());
+            // Only the compressor reads the lane plan; no header carries it.
             q.description = p.description.clone();
+            q.lane_bytes = p.lane_bytes;
             assert_eq!(p, q);
         }
     }
@@ -616,6 +630,7 @@ mod tests {
         (8, "strong", 0x63799a93),
         (9, "strong", 0xb9c10f75),
         (10, "strong", 0xaf0e8e50),
+        (11, "default", 0x44857e2a),
     ];
 
     #[test]
@@ -638,11 +653,17 @@ mod tests {
 
     #[test]
     fn short_inputs_get_fewer_longer_lanes() {
-        let p = Preset::load("default").unwrap();
+        let p = Preset::load("medium").unwrap();
+        assert_eq!(p.lane_bytes, 2048);
         assert_eq!(p.fitted(1 << 20).lanes, 256);
         assert_eq!(p.fitted(100_000).lanes, 48);
         assert_eq!(p.fitted(20_000).lanes, 16);
         assert_eq!(p.fitted(0).lanes, 16);
+        // The default's lane plan: 16 KiB a lane.
+        let d = Preset::load("default").unwrap();
+        assert_eq!(d.fitted(4 << 20).lanes, 256);
+        assert_eq!(d.fitted(1 << 20).lanes, 64);
+        assert_eq!(d.fitted(100_000).lanes, 16);
         let few = Preset {
             lanes: 8,
             ..p.clone()
@@ -766,24 +787,24 @@ mod tests {
                 assert_eq!(e, format!("unsupported model settings ({want})"));
             }
         }
-        let e = Preset::from_builtin(7, 256, 26, 20)
+        let e = Preset::from_builtin(11, 256, 26, 20)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("stats_bits = 26 is above built-in preset default's 22"),
             "{e}"
         );
-        let e = Preset::from_builtin(7, 256, 22, 21)
+        let e = Preset::from_builtin(11, 256, 22, 21)
             .unwrap_err()
             .to_string();
         assert!(e.contains("match_bits = 21"), "{e}");
-        assert!(Preset::from_builtin(7, 256, 12, 12).is_ok());
+        assert!(Preset::from_builtin(11, 256, 12, 12).is_ok());
         let bigger = Preset {
             stats_bits: 24,
             ..d.clone()
         };
         assert_eq!(bigger.builtin_id(), None);
-        assert_eq!(d.fitted(1000).builtin_id(), Some(7));
+        assert_eq!(d.fitted(1000).builtin_id(), Some(11));
         let wide = Preset {
             name: "wide".into(),
             ffn: 8192,

@@ -29,7 +29,7 @@ the quick set, where xz -9e gives 4.02:1 and zpaq -method 5 5.24:1 at 326/327):
   -2              medium    56/61 KB/s   5.23:1
   -3              default   36/37 KB/s   5.29:1
   -4, --best      strong     7/9 KB/s    5.53:1
-  -5              paper      0.1 KB/s    the paper's pure network, for GPUs
+  -5              paper      0.3 KB/s    the paper's pure network, for GPUs
                                          (--best with --device cuda)
 Levels above 5 (-9, -19) use the strongest practical level, with a warning.
 -T N codes blocks on N cores (see docs/PARALLEL.md).";

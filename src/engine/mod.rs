@@ -61,6 +61,8 @@ const KNOWN_FINGERPRINTS: &[(u8, u8, u64)] = &[
     (9, 3, 0xc8114daf251456b2),
     (10, 2, 0x0a923cb6e9f41390),
     (10, 3, 0x6d65cca101239f09),
+    (11, 2, 0x02d2ae8f6842a624),
+    (11, 3, 0x2fa359382f559bc5),
 ];
 
 /// The fingerprint a CPU computes for `p` at format `version`, if this build

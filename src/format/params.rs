@@ -180,6 +180,7 @@ impl Preset {
             eps: f32_(input)?,
             seed: u64::from_le_bytes(take(input, 8)?.try_into().unwrap()),
             fit_lanes: true,
+            lane_bytes: 2048,
             orders: Vec::new(),
             contexts: Vec::new(),
             stats_bits: 0,
@@ -190,7 +191,7 @@ impl Preset {
             sse_counts: false,
         };
         let mask = u32_(input)?;
-        if mask & !(SSE_BIT | SSE_COUNTS_BIT | 0x3FFF) != 0 {
+        if mask & !(SSE_BIT | SSE_COUNTS_BIT | 0x1FFF) != 0 {
             return Err(Error::Unsupported(format!("context mask {mask:#x}")));
         }
         let p = Preset {

@@ -1,10 +1,8 @@
 //! The contexts of the statistics: what of a lane's past selects a slot.
 //!
 //! [`Keys`] keeps what every context reads: each lane's last bytes and words
-//! ([`LanePast`]), each lane's current line and the line before ([`Lines`],
-//! for logs, listings and tables), and the byte histories shared by all lanes
-//! ([`Indirect`], for contexts whose meaning is "what followed here before").
-//! The key of a context is a plain integer; [`super::stats`] hashes it with
+//! ([`LanePast`]) and each lane's current line and the line before
+//! ([`Lines`], for logs, listings, tables and indented source). The key of a context is a plain integer; [`super::stats`] hashes it with
 //! the context's tag. docs/FORMAT.md specifies every key.
 
 /// A context of the statistics.
@@ -24,21 +22,17 @@ pub enum Context {
     Column,
     /// The byte above, the one after it, and the last byte.
     Above,
-    /// The last two bytes and the two bytes that followed them the last two
-    /// times they occurred, in any lane (an indirect context, as paq8's).
-    Indirect,
 }
 
 impl Context {
     /// Every context kind with its name in a preset and its bit in the
     /// header's mask: orders 1 to 8 are bits 0 to 7.
-    pub const EXTRA: [(Context, &'static str, u32); 6] = [
+    pub const EXTRA: [(Context, &'static str, u32); 5] = [
         (Context::Word, "word", 8),
         (Context::WordPair, "pair", 9),
         (Context::Sparse, "sparse", 10),
         (Context::Column, "column", 11),
         (Context::Above, "above", 12),
-        (Context::Indirect, "indirect", 13),
     ];
 
     /// Whether the context reads the lane's line structure.
@@ -55,7 +49,6 @@ impl Context {
             Context::Sparse => 11,
             Context::Column => 12,
             Context::Above => 13,
-            Context::Indirect => 14,
         }
     }
 }
@@ -67,9 +60,6 @@ pub fn memory(contexts: &[Context], lanes: u64) -> u64 {
     if contexts.iter().any(|c| c.uses_lines()) {
         m += lanes * std::mem::size_of::<Lines>() as u64;
     }
-    if contexts.contains(&Context::Indirect) {
-        m += 2 << 16;
-    }
     m
 }
 
@@ -78,8 +68,6 @@ pub struct Keys {
     past: Vec<LanePast>,
     /// Each lane's lines, if a context reads them (else empty).
     lines: Vec<Lines>,
-    /// The shared byte histories, if a context reads them.
-    indirect: Option<Indirect>,
 }
 
 impl Keys {
@@ -93,9 +81,6 @@ impl Keys {
             } else {
                 Vec::new()
             },
-            indirect: contexts
-                .contains(&Context::Indirect)
-                .then(Indirect::default),
         }
     }
 
@@ -104,24 +89,12 @@ impl Keys {
         let past = &self.past[b];
         match k {
             Context::Column | Context::Above => self.lines[b].key(k, past.recent as u8),
-            Context::Indirect => {
-                let c2 = past.recent & 0xFFFF;
-                let seen = self.indirect.as_ref().map_or(0, |t| t.after2[c2 as usize]);
-                (seen as u64) << 16 | c2
-            }
             _ => past.key(k),
         }
     }
 
-    /// One step's bytes, lane `b`'s byte at `bytes[b]`. The shared histories
-    /// are updated after every lane's past, in lane order, so no lane's key
-    /// of this step saw another lane's byte of this step.
+    /// One step's bytes, lane `b`'s byte at `bytes[b]`.
     pub fn push(&mut self, bytes: &[u8]) {
-        if let Some(t) = &mut self.indirect {
-            for (past, &v) in self.past.iter().zip(bytes) {
-                t.push(past.recent as u16, v);
-            }
-        }
         for (b, &v) in bytes.iter().enumerate() {
             self.past[b].push(v);
             if let Some(l) = self.lines.get_mut(b) {
@@ -150,8 +123,8 @@ impl LanePast {
             Context::Word => self.word,
             Context::WordPair => self.word ^ self.prev_word.rotate_left(29),
             Context::Sparse => (self.recent >> 8) & 0xFFFF,
-            // Read from the lines and the shared histories (`Keys::key`).
-            Context::Column | Context::Above | Context::Indirect => 0,
+            // Read from the lane's lines (`Keys::key`).
+            Context::Column | Context::Above => 0,
         }
     }
 
@@ -227,28 +200,6 @@ impl Lines {
     }
 }
 
-/// For every two-byte context, the two bytes that followed its last two
-/// occurrences (newest lowest), shared by all lanes.
-struct Indirect {
-    after2: Vec<u16>,
-}
-
-impl Default for Indirect {
-    fn default() -> Self {
-        Self {
-            after2: vec![0; 1 << 16],
-        }
-    }
-}
-
-impl Indirect {
-    /// Byte `v` followed the two-byte context `c2`.
-    fn push(&mut self, c2: u16, v: u8) {
-        let h = &mut self.after2[c2 as usize];
-        *h = *h << 8 | v as u16;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,30 +241,5 @@ mod tests {
             l.key(Context::Above, b'\n'),
             (b'x' as u64) << 16 | (b'y' as u64) << 8 | 10
         );
-    }
-
-    #[test]
-    fn indirect_context_remembers_what_followed_in_any_lane() {
-        let ind = [Context::Indirect];
-        let mut k = Keys::new(&ind, 2);
-        // Lane 0 writes "ab", lane 1 "xy"; then lane 0 "c", lane 1 "z".
-        k.push(b"ax");
-        k.push(b"by");
-        assert_eq!(k.key(0, Context::Indirect), 0x6162);
-        k.push(b"cz");
-        // Lane 1 now writes "ab" too: it sees that "c" followed "ab" in lane 0.
-        k.push(b"da");
-        k.push(b"eb");
-        assert_eq!(k.key(1, Context::Indirect), 0x63 << 16 | 0x6162);
-        // Two lanes at the same context in one step: both are recorded, in
-        // lane order, and neither lane's key saw the other's byte.
-        let mut k = Keys::new(&ind, 2);
-        k.push(b"aa");
-        k.push(b"bb");
-        assert_eq!(k.key(0, Context::Indirect), k.key(1, Context::Indirect));
-        k.push(b"cd");
-        k.push(b"aa");
-        k.push(b"bb");
-        assert_eq!(k.key(0, Context::Indirect), 0x6364 << 16 | 0x6162);
     }
 }
