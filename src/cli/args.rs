@@ -199,8 +199,13 @@ pub enum Command {
     #[command(after_help = LEVELS)]
     Bench {
         /// Files or directories to measure.
-        #[arg(required_unless_present = "explain")]
+        #[arg(required_unless_present_any = ["explain", "set"])]
         paths: Vec<PathBuf>,
+        /// Measure a named set of the corpus in $FADE_CORPUS (or
+        /// ../shared/corpus): quick (the first MiB of the Silesia files and
+        /// enwik6), 128k (their first 128 KiB) or backup (whole files).
+        #[arg(long, value_name = "NAME", conflicts_with = "paths")]
+        set: Option<String>,
         /// Print what a byte costs at each preset (the cost model:
         /// multiply-adds per byte of every part of a step) and measure
         /// nothing; presets as for a run, all levels if none is named.

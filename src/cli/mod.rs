@@ -135,6 +135,7 @@ pub fn run() -> Result<()> {
         Some(Command::List { files }) => list(&operands(files, Mode::Decompress, c)?),
         Some(Command::Bench {
             paths,
+            set,
             explain,
             presets,
             prefix,
@@ -160,7 +161,13 @@ pub fn run() -> Result<()> {
                 json: *format == args::Format::Json,
                 plot: plot.as_deref(),
             };
-            bench::run(paths, &presets, *prefix, output, c)
+            match set {
+                Some(name) => {
+                    let set = bench::sets::resolve(name)?;
+                    bench::run(&set.files, &presets, prefix.or(set.prefix), output, c)
+                }
+                None => bench::run(paths, &presets, *prefix, output, c),
+            }
         }
         None => classic(&cli),
     }

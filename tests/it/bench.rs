@@ -207,3 +207,64 @@ fn bench_plots_size_against_speed() {
         assert!(drawn.contains(name), "{name} is not on the plot");
     }
 }
+
+/// `--set` reads the named set from $FADE_CORPUS: the Silesia files and
+/// enwik6 cut to the set's prefix, the backup files whole without their
+/// README and checksums; a missing corpus or set is one line.
+#[test]
+fn named_sets_come_from_the_corpus() {
+    let corpus = tempfile::tempdir().unwrap();
+    let root = corpus.path();
+    std::fs::create_dir_all(root.join("silesia")).unwrap();
+    std::fs::create_dir_all(root.join("backup")).unwrap();
+    std::fs::write(root.join("silesia/long"), random_text(140_000, 5)).unwrap();
+    std::fs::write(root.join("enwik6"), random_text(3_000, 6)).unwrap();
+    std::fs::write(root.join("backup/app.log"), random_text(2_000, 7)).unwrap();
+    std::fs::write(root.join("backup/README.md"), "about the set").unwrap();
+    std::fs::write(root.join("backup/SHA256SUMS"), "sums").unwrap();
+    // No peer on PATH: only fade runs.
+    let empty = tempfile::tempdir().unwrap();
+    let env = [
+        ("FADE_CORPUS", root.to_str().unwrap()),
+        ("PATH", empty.path().to_str().unwrap()),
+    ];
+    let tiny = tiny();
+    let rows = |set: &str| -> Vec<(String, u64)> {
+        let args = [
+            "bench",
+            "-q",
+            "--format",
+            "json",
+            "--presets",
+            &tiny,
+            "--set",
+            set,
+        ];
+        let v: Value = serde_json::from_slice(&ok(fade_env(&args, &env))).unwrap();
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["file"].as_str().unwrap().to_string(),
+                    r["bytes"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|&(f, n)| (f.to_string(), n)).collect()
+    };
+    assert_eq!(rows("128k"), want(&[("long", 131_072), ("enwik6", 3_000)]));
+    assert_eq!(rows("backup"), want(&[("app.log", 2_000)]));
+    fails_with(
+        &fade_env(&["bench", "--set", "huge"], &env),
+        "no set \"huge\"",
+    );
+    std::fs::remove_file(root.join("enwik6")).unwrap();
+    fails_with(
+        &fade_env(&["bench", "--set", "quick"], &env),
+        "enwik6 is missing",
+    );
+}

@@ -10,12 +10,14 @@
 //! - [`peers`]: the codecs (fade at each preset, then every peer on PATH);
 //! - [`measure`]: one child's time, memory and GPU memory;
 //! - [`report`]: the table, the verdicts and the JSON;
-//! - [`plot`]: `--plot FILE.svg`.
+//! - [`plot`]: `--plot FILE.svg`;
+//! - [`sets`]: the named sets of `--set` (quick, 128k, backup).
 
 mod measure;
 mod peers;
 mod plot;
 mod report;
+pub mod sets;
 
 use super::args::Common;
 use anyhow::{bail, Context, Result};
