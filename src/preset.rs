@@ -659,10 +659,10 @@ mod tests {
         assert_eq!(p.fitted(100_000).lanes, 48);
         assert_eq!(p.fitted(20_000).lanes, 16);
         assert_eq!(p.fitted(0).lanes, 16);
-        // The default's lane plan: 16 KiB a lane.
+        // The default's lane plan: 8 KiB a lane.
         let d = Preset::load("default").unwrap();
-        assert_eq!(d.fitted(4 << 20).lanes, 256);
-        assert_eq!(d.fitted(1 << 20).lanes, 64);
+        assert_eq!(d.fitted(2 << 20).lanes, 256);
+        assert_eq!(d.fitted(1 << 20).lanes, 128);
         assert_eq!(d.fitted(100_000).lanes, 16);
         let few = Preset {
             lanes: 8,
