@@ -174,6 +174,12 @@ fn preset_message(e: Error) -> String {
 const MIN_LANE_BYTES: u32 = 2048;
 /// Fewest lanes [`Preset::fitted`] goes down to.
 const MIN_FITTED_LANES: u32 = 16;
+/// Fewest lanes a longer `lane_bytes` plan goes down to while lanes of
+/// [`MIN_LANE_BYTES`] would allow more: a step of fewer lanes runs on one
+/// core (the default's 64 x 128 features is `plan::MIN_SPLIT_STEP`) and pays
+/// the optimizer's pass over fewer bytes, which made 128 KiB inputs 47%
+/// slower at 16 lanes than at 64 (docs/PERFORMANCE.md, "Real data").
+const PLANNED_MIN_LANES: u32 = 64;
 
 /// The range of every size this build supports, for a preset file and for a
 /// frame header alike. They are about four times the largest built-in value,
@@ -255,7 +261,8 @@ impl Preset {
 
     /// This preset for an input of exactly `n` bytes, all in one segment: fewer
     /// lanes when the preset's would be shorter than `lane_bytes` each (but not
-    /// fewer than 16). Each lane starts from an empty context, and the model gets one
+    /// fewer than 64 where lanes of 2 KiB allow 64, and never fewer than 16).
+    /// Each lane starts from an empty context, and the model gets one
     /// training step per lane byte, so on short inputs fewer, longer lanes
     /// compress much better: 64 KiB of enwik took 30,469 bytes with 256 lanes
     /// and 24,029 with 16. The lane count is in the frame header, so decoding
@@ -281,7 +288,9 @@ impl Preset {
         if !self.fit_lanes {
             return p;
         }
-        let want = (n / self.lane_bytes.max(1) as usize).min(u32::MAX as usize) as u32;
+        let lanes_of = |bytes: u32| (n / bytes.max(1) as usize).min(u32::MAX as usize) as u32;
+        let shortest = lanes_of(MIN_LANE_BYTES);
+        let want = lanes_of(self.lane_bytes).max(shortest.min(PLANNED_MIN_LANES));
         Preset {
             lanes: self.lanes.min(want.max(MIN_FITTED_LANES)),
             ..p
@@ -663,7 +672,10 @@ mod tests {
         let d = Preset::load("default").unwrap();
         assert_eq!(d.fitted(2 << 20).lanes, 256);
         assert_eq!(d.fitted(1 << 20).lanes, 128);
-        assert_eq!(d.fitted(100_000).lanes, 16);
+        // Never below 64 lanes while 2 KiB lanes would give as many.
+        assert_eq!(d.fitted(128 << 10).lanes, 64);
+        assert_eq!(d.fitted(100_000).lanes, 48);
+        assert_eq!(d.fitted(20_000).lanes, 16);
         let few = Preset {
             lanes: 8,
             ..p.clone()

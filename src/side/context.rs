@@ -2,8 +2,9 @@
 //!
 //! [`Keys`] keeps what every context reads: each lane's last bytes and words
 //! ([`LanePast`]) and each lane's current line and the line before
-//! ([`Lines`], for logs, listings, tables and indented source). The key of a context is a plain integer; [`super::stats`] hashes it with
-//! the context's tag. docs/FORMAT.md specifies every key.
+//! ([`Lines`], for logs, listings, tables and indented source). The key of a
+//! context is a plain integer; [`super::stats`] hashes it with the context's
+//! tag. docs/FORMAT.md specifies every key.
 
 /// A context of the statistics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,10 +180,12 @@ impl Lines {
         }
     }
 
+    /// The key of `Column` or of `Above` (any other context reads no line).
     fn key(&self, c: Context, last: u8) -> u64 {
-        match c {
-            Context::Column => (self.col.min(255) as u64) << 8 | self.above(0),
-            _ => self.above(0) << 16 | self.above(1) << 8 | last as u64,
+        if c == Context::Column {
+            (self.col.min(255) as u64) << 8 | self.above(0)
+        } else {
+            self.above(0) << 16 | self.above(1) << 8 | last as u64
         }
     }
 

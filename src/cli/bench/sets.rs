@@ -8,7 +8,7 @@
 //! - `backup`: the files of `backup/` (a source tar, HTML, JSON, a log, a
 //!   file listing, a shared library), whole.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use std::path::{Path, PathBuf};
 
 /// The names `--set` accepts.
@@ -53,17 +53,15 @@ fn corpus() -> Result<PathBuf> {
     bail!("named sets need the corpus: set FADE_CORPUS to the folder holding silesia/, enwik6 and backup/")
 }
 
-/// The data files of `dir`, sorted: its README and checksum list are not data.
+/// The data files of `dir`, sorted (as `fade bench DIR` takes them): its
+/// README and checksum list are not data.
 fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
+    let files = super::expand(&[dir.to_path_buf()])?;
+    Ok(files
+        .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap_or_default();
             name != "README.md" && name != "SHA256SUMS"
         })
-        .collect();
-    files.sort();
-    Ok(files)
+        .collect())
 }
