@@ -130,16 +130,18 @@ const BUILTIN: &[(u8, &str)] = &[
     (3, include_str!("../models/retired/default-3.toml")),
     (4, include_str!("../models/retired/strong-4.toml")),
     (5, include_str!("../models/paper.toml")),
-    (6, include_str!("../models/fast.toml")),
+    (6, include_str!("../models/retired/fast-6.toml")),
     (7, include_str!("../models/retired/default-7.toml")),
     (8, include_str!("../models/retired/strong-8.toml")),
     (9, include_str!("../models/retired/strong-9.toml")),
     (10, include_str!("../models/strong.toml")),
-    (11, include_str!("../models/default.toml")),
+    (11, include_str!("../models/retired/default-11.toml")),
+    (12, include_str!("../models/fast.toml")),
+    (13, include_str!("../models/default.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [6, 2, 11, 10, 5];
+const LEVELS: [u8; 5] = [12, 2, 13, 10, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -640,6 +642,8 @@ mod tests {
         (9, "strong", 0xb9c10f75),
         (10, "strong", 0xaf0e8e50),
         (11, "default", 0x44857e2a),
+        (12, "fast", 0x62ee2328),
+        (13, "default", 0x400220f8),
     ];
 
     #[test]
@@ -799,24 +803,24 @@ mod tests {
                 assert_eq!(e, format!("unsupported model settings ({want})"));
             }
         }
-        let e = Preset::from_builtin(11, 256, 26, 20)
+        let e = Preset::from_builtin(13, 256, 26, 20)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("stats_bits = 26 is above built-in preset default's 22"),
             "{e}"
         );
-        let e = Preset::from_builtin(11, 256, 22, 21)
+        let e = Preset::from_builtin(13, 256, 22, 21)
             .unwrap_err()
             .to_string();
         assert!(e.contains("match_bits = 21"), "{e}");
-        assert!(Preset::from_builtin(11, 256, 12, 12).is_ok());
+        assert!(Preset::from_builtin(13, 256, 12, 12).is_ok());
         let bigger = Preset {
             stats_bits: 24,
             ..d.clone()
         };
         assert_eq!(bigger.builtin_id(), None);
-        assert_eq!(d.fitted(1000).builtin_id(), Some(11));
+        assert_eq!(d.fitted(1000).builtin_id(), Some(13));
         let wide = Preset {
             name: "wide".into(),
             ffn: 8192,

@@ -63,6 +63,10 @@ const KNOWN_FINGERPRINTS: &[(u8, u8, u64)] = &[
     (10, 3, 0x6d65cca101239f09),
     (11, 2, 0x02d2ae8f6842a624),
     (11, 3, 0x2fa359382f559bc5),
+    (12, 2, 0xa8f78ed33d2e2126),
+    (12, 3, 0xf5b4bc7d35b137c2),
+    (13, 2, 0x615eeaacc1b43e68),
+    (13, 3, 0x0083bf2c859ce3eb),
 ];
 
 /// The fingerprint a CPU computes for `p` at format `version`, if this build

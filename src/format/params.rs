@@ -191,7 +191,7 @@ impl Preset {
             sse_counts: false,
         };
         let mask = u32_(input)?;
-        if mask & !(SSE_BIT | SSE_COUNTS_BIT | 0x1FFF) != 0 {
+        if mask & !(SSE_BIT | SSE_COUNTS_BIT | 0x4FFFF) != 0 {
             return Err(Error::Unsupported(format!("context mask {mask:#x}")));
         }
         let p = Preset {

@@ -23,22 +23,40 @@ pub enum Context {
     Column,
     /// The byte above, the one after it, and the last byte.
     Above,
+    /// The current line's indentation and the last two bytes (source code).
+    Indent,
+    /// The open brackets (depth and the kinds of the innermost four) and the
+    /// last two bytes (source code, JSON).
+    Nest,
+    /// The first bytes of the current line after its indentation and the
+    /// last byte (the statement or record kind: logs, source code).
+    Head,
+    /// The name of the last markup tag (`<name` or `</name`), whether the
+    /// lane is inside a tag, and the last two bytes (HTML, XML).
+    Markup,
 }
 
 impl Context {
     /// Every context kind with its name in a preset and its bit in the
     /// header's mask: orders 1 to 8 are bits 0 to 7.
-    pub const EXTRA: [(Context, &'static str, u32); 5] = [
+    pub const EXTRA: [(Context, &'static str, u32); 9] = [
         (Context::Word, "word", 8),
         (Context::WordPair, "pair", 9),
         (Context::Sparse, "sparse", 10),
         (Context::Column, "column", 11),
         (Context::Above, "above", 12),
+        (Context::Indent, "indent", 13),
+        (Context::Nest, "nest", 14),
+        (Context::Head, "head", 15),
+        (Context::Markup, "markup", 18),
     ];
 
     /// Whether the context reads the lane's line structure.
     fn uses_lines(self) -> bool {
-        matches!(self, Context::Column | Context::Above)
+        matches!(
+            self,
+            Context::Column | Context::Above | Context::Indent | Context::Head
+        )
     }
 
     /// The tag hashed with the key, so equal keys of two contexts differ.
@@ -50,6 +68,10 @@ impl Context {
             Context::Sparse => 11,
             Context::Column => 12,
             Context::Above => 13,
+            Context::Indent => 14,
+            Context::Nest => 15,
+            Context::Head => 16,
+            Context::Markup => 17,
         }
     }
 }
@@ -89,7 +111,9 @@ impl Keys {
     pub fn key(&self, b: usize, k: Context) -> u64 {
         let past = &self.past[b];
         match k {
-            Context::Column | Context::Above => self.lines[b].key(k, past.recent as u8),
+            Context::Column | Context::Above | Context::Indent | Context::Head => {
+                self.lines[b].key(k, past.recent)
+            }
             _ => past.key(k),
         }
     }
@@ -114,6 +138,15 @@ struct LanePast {
     /// complete word.
     word: u64,
     prev_word: u64,
+    /// Open brackets: how many, and the kinds (1 to 3 for `(`, `[`, `{`)
+    /// of the innermost 16, two bits each, the innermost lowest.
+    depth: u32,
+    open: u32,
+    /// Hash of the last tag's name (with its `/`), whether its name is
+    /// still being read, and whether the lane is between `<` and `>`.
+    tag: u32,
+    naming: bool,
+    in_tag: bool,
 }
 
 impl LanePast {
@@ -124,13 +157,45 @@ impl LanePast {
             Context::Word => self.word,
             Context::WordPair => self.word ^ self.prev_word.rotate_left(29),
             Context::Sparse => (self.recent >> 8) & 0xFFFF,
+            Context::Markup => {
+                (self.tag as u64) << 24 | (self.in_tag as u64) << 16 | (self.recent & 0xFFFF)
+            }
+            Context::Nest => {
+                (self.depth.min(15) as u64) << 24
+                    | ((self.open & 0xFF) as u64) << 16
+                    | (self.recent & 0xFFFF)
+            }
             // Read from the lane's lines (`Keys::key`).
-            Context::Column | Context::Above => 0,
+            Context::Column | Context::Above | Context::Indent | Context::Head => 0,
         }
     }
 
     fn push(&mut self, v: u8) {
         self.recent = (self.recent << 8) | v as u64;
+        if v == b'<' {
+            (self.tag, self.naming, self.in_tag) = (0, true, true);
+        } else if v == b'>' {
+            (self.naming, self.in_tag) = (false, false);
+        } else if self.naming {
+            if v.is_ascii_alphanumeric() || matches!(v, b'/' | b'!' | b'?' | b'-' | b':') {
+                self.tag = (self.tag ^ v as u32).wrapping_mul(0x0100_0193);
+            } else {
+                self.naming = false;
+            }
+        }
+        let kind = match v {
+            b'(' => 1,
+            b'[' => 2,
+            b'{' => 3,
+            _ => 0,
+        };
+        if kind > 0 {
+            self.open = self.open << 2 | kind;
+            self.depth = self.depth.saturating_add(1);
+        } else if matches!(v, b')' | b']' | b'}') && self.depth > 0 {
+            self.open >>= 2;
+            self.depth -= 1;
+        }
         let letter = v.is_ascii_alphabetic() || v >= 128;
         if letter {
             let folded = v.to_ascii_lowercase() as u64;
@@ -155,6 +220,14 @@ struct Lines {
     col: u32,
     /// The length of the line before.
     above_len: u32,
+    /// The current line's leading spaces and tabs, and whether the line
+    /// has had another byte yet.
+    indent: u32,
+    begun: bool,
+    /// The first four bytes after the indentation, the first highest, and
+    /// how many of them there are.
+    head: u32,
+    head_len: u32,
 }
 
 impl Default for Lines {
@@ -164,6 +237,10 @@ impl Default for Lines {
             above: [0; LINE],
             col: 0,
             above_len: 0,
+            indent: 0,
+            begun: false,
+            head: 0,
+            head_len: 0,
         }
     }
 }
@@ -180,12 +257,17 @@ impl Lines {
         }
     }
 
-    /// The key of `Column` or of `Above` (any other context reads no line).
-    fn key(&self, c: Context, last: u8) -> u64 {
-        if c == Context::Column {
-            (self.col.min(255) as u64) << 8 | self.above(0)
-        } else {
-            self.above(0) << 16 | self.above(1) << 8 | last as u64
+    /// The key of a context that reads the lines, given the lane's last 8
+    /// bytes (newest lowest).
+    fn key(&self, c: Context, recent: u64) -> u64 {
+        let last = recent & 0xFF;
+        match c {
+            Context::Column => (self.col.min(255) as u64) << 8 | self.above(0),
+            Context::Indent => {
+                (self.indent.min(255) as u64) << 17 | (self.begun as u64) << 16 | (recent & 0xFFFF)
+            }
+            Context::Head => (self.head_len as u64) << 40 | (self.head as u64) << 8 | last,
+            _ => self.above(0) << 16 | self.above(1) << 8 | last,
         }
     }
 
@@ -194,7 +276,17 @@ impl Lines {
             std::mem::swap(&mut self.cur, &mut self.above);
             self.above_len = self.col;
             self.col = 0;
+            (self.indent, self.begun, self.head, self.head_len) = (0, false, 0, 0);
         } else {
+            if !self.begun && (v == b' ' || v == b'\t') {
+                self.indent += 1;
+            } else {
+                self.begun = true;
+                if self.head_len < 4 {
+                    self.head = self.head << 8 | v as u32;
+                    self.head_len += 1;
+                }
+            }
             if (self.col as usize) < LINE {
                 self.cur[self.col as usize] = v;
             }
@@ -228,20 +320,52 @@ mod tests {
     }
 
     #[test]
+    fn nest_follows_open_brackets() {
+        let p = past(b"f(a[{x}], ");
+        // Open: ( then [ closed by ] after { }: only ( remains.
+        assert_eq!(p.key(Context::Nest), 1 << 24 | 1 << 16 | 0x2C20);
+        // Closing more than was opened leaves nothing open.
+        assert_eq!(
+            past(b")){[").key(Context::Nest),
+            2 << 24 | 0b1110 << 16 | 0x7B5B
+        );
+        assert_eq!(past(b"x))").key(Context::Nest), 0x2929);
+    }
+
+    #[test]
+    fn indent_and_head_read_the_current_line() {
+        let mut l = Lines::default();
+        b"x\n\t  let y".iter().for_each(|&v| l.push(v));
+        // Three bytes of indentation, the line begun, the last two bytes.
+        assert_eq!(l.key(Context::Indent, 0x2079), 3 << 17 | 1 << 16 | 0x2079);
+        // Head: "let " (the first four bytes after the indentation).
+        assert_eq!(
+            l.key(Context::Head, b'y' as u64),
+            4 << 40 | (u32::from_be_bytes(*b"let ") as u64) << 8 | b'y' as u64
+        );
+        // A new line starts with nothing.
+        l.push(b'\n');
+        assert_eq!(l.key(Context::Indent, 10), 10);
+        assert_eq!(l.key(Context::Head, 10), 10);
+        l.push(b' ');
+        assert_eq!(l.key(Context::Indent, 0x0A20) >> 16, 1 << 1);
+    }
+
+    #[test]
     fn line_contexts_read_the_line_above() {
         let mut l = Lines::default();
         b"ab,c\nxy".iter().for_each(|&v| l.push(v));
         // Column 2 of "xy|", under "ab,c": up(0) = ',', up(1) = 'c'.
-        assert_eq!(l.key(Context::Column, b'y'), 2 << 8 | b',' as u64);
+        assert_eq!(l.key(Context::Column, b'y' as u64), 2 << 8 | b',' as u64);
         let above = (b',' as u64) << 16 | (b'c' as u64) << 8 | b'y' as u64;
-        assert_eq!(l.key(Context::Above, b'y'), above);
+        assert_eq!(l.key(Context::Above, b'y' as u64), above);
         // Past the end of the line above, nothing is above.
         b"zzz".iter().for_each(|&v| l.push(v));
-        assert_eq!(l.key(Context::Column, b'z'), 5 << 8);
+        assert_eq!(l.key(Context::Column, b'z' as u64), 5 << 8);
         // A new line: the last one is now above.
         l.push(b'\n');
         assert_eq!(
-            l.key(Context::Above, b'\n'),
+            l.key(Context::Above, 10),
             (b'x' as u64) << 16 | (b'y' as u64) << 8 | 10
         );
     }

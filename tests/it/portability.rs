@@ -20,8 +20,10 @@ const GOLDEN: &[(&str, usize)] = &[
     ("sample.paper.fade", 512),
     // Retired built-in presets (models/retired/): their files still decode.
     ("sample.fast-1.fade", 1024),
+    ("sample.fast-6.fade", 1024),
     ("sample.default-3.fade", 8192),
     ("sample.default-7.fade", 8192),
+    ("sample.default-11.fade", 8192),
     ("sample.strong-4.fade", 8192),
     ("sample.strong-8.fade", 8192),
     ("sample.strong-9.fade", 8192),
