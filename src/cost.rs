@@ -45,8 +45,14 @@ pub struct Cost {
     /// match model's two tables).
     pub side_lookups: f64,
     /// Exponentials per byte: the coder's tables (256) and the softmaxes of
-    /// the attention read and the cross-entropy.
+    /// the attention read and the cross-entropy, and the SSE stage's own
+    /// 256 where a preset has it.
     pub exps: f64,
+    /// Multiply-adds per byte of the SSE stage's mixer, at most: every one of
+    /// a byte's 255 nodes refined (the stage refines only those with 1/256
+    /// of the network's mass, usually a few dozen), and the 8 nodes of the
+    /// coded byte learning (a mix and a weight update each). 0 without it.
+    pub sse_madds: f64,
 }
 
 impl Cost {
@@ -55,10 +61,10 @@ impl Cost {
         self.parts.iter().map(|p| p.forward + p.backward).sum()
     }
 
-    /// Floating-point operations per byte: two per multiply-add, and the
-    /// optimizer's.
+    /// Floating-point operations per byte: two per multiply-add (the
+    /// network's and the SSE stage's), and the optimizer's.
     pub fn flops(&self) -> f64 {
-        2.0 * self.network_madds() + self.optimizer_flops
+        2.0 * (self.network_madds() + self.sse_madds) + self.optimizer_flops
     }
 }
 
@@ -104,12 +110,26 @@ pub fn of(p: &Preset) -> Cost {
         GlobalRead::Attention => slots,
         GlobalRead::Linear => 0.0,
     };
+    // The SSE mixer's inputs: the network's log-odds and four curves, and
+    // one count map per context of the statistics with `sse_counts`.
+    let sse_inputs = 5.0
+        + if p.sse_counts {
+            n(side.contexts.len())
+        } else {
+            0.0
+        };
+    let (sse_madds, sse_exps) = if p.sse {
+        (255.0 * sse_inputs + 8.0 * 2.0 * sse_inputs, 256.0)
+    } else {
+        (0.0, 0.0)
+    };
     Cost {
         parts,
         optimizer_flops: params * ADAMW_FLOPS / p.lanes.max(1) as f64,
         params,
         side_lookups: lookups,
-        exps: 256.0 * 2.0 + attention_exps,
+        exps: 256.0 * 2.0 + attention_exps + sse_exps,
+        sse_madds,
     }
 }
 
@@ -140,6 +160,11 @@ mod tests {
         assert!(f.params < c.params);
         let ratio = f.optimizer_flops / c.optimizer_flops;
         assert!(ratio > 4.0, "{ratio}");
+        // The SSE stage counts where a preset has it: 5 inputs at the default,
+        // 5 + 10 contexts' count maps at strong.
+        assert_eq!(c.sse_madds, 271.0 * 5.0);
+        assert_eq!(of(&Preset::load("fast").unwrap()).sse_madds, 0.0);
+        assert_eq!(of(&Preset::load("strong").unwrap()).sse_madds, 271.0 * 15.0);
         // Each level up costs more per byte.
         let levels: Vec<f64> = ["fast", "medium", "default", "strong", "paper"]
             .iter()

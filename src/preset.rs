@@ -532,7 +532,8 @@ impl Preset {
         }
         let known = |n: &String| Context::EXTRA.iter().any(|e| e.1 == n);
         if !self.contexts.iter().all(known) {
-            return Err("contexts may be word, pair, sparse, column and above".into());
+            let names: Vec<&str> = Context::EXTRA.iter().map(|e| e.1).collect();
+            return Err(format!("contexts may be {}", names.join(", ")));
         }
         let counting = !self.orders.is_empty() || !self.contexts.is_empty();
         if counting && !(8..=26).contains(&self.stats_bits) {
@@ -543,6 +544,13 @@ impl Preset {
         }
         if self.sse_counts && !(self.sse && counting) {
             return Err("sse_counts needs sse and context statistics".into());
+        }
+        let contexts = self.side().contexts.len();
+        if self.sse_counts && contexts > crate::side::sse::MAX_COUNTED {
+            return Err(format!(
+                "sse_counts reads at most {} contexts, not {contexts}",
+                crate::side::sse::MAX_COUNTED
+            ));
         }
         let matching = self.match_short > 0 || self.match_long > 0;
         if self.match_short > 64 || self.match_long > 64 {
@@ -782,6 +790,18 @@ mod tests {
     #[test]
     fn out_of_range_fields_are_named() {
         let d = Preset::load("default").unwrap();
+        // The SSE stage's count maps have room for 11 contexts; 12 are
+        // refused before any table is built.
+        let mut many = d.clone();
+        many.sse_counts = true;
+        many.orders = (1..=5).collect();
+        assert!(many.validate().is_ok());
+        many.orders.push(6);
+        let e = many.validate().unwrap_err();
+        assert!(
+            e.contains("sse_counts reads at most 11 contexts, not 12"),
+            "{e}"
+        );
         for &(field, lo, hi) in RANGES {
             for v in [lo - 1, hi + 1] {
                 let mut p = d.clone();

@@ -70,7 +70,10 @@ const MATCH_ROWS: usize = 1 + 8 * 3;
 /// Mixer inputs: the network's log-odds and the four curves', then one per
 /// context of the statistics (up to 11) when they are asked for.
 const CURVES: usize = 5;
-const INPUTS: usize = CURVES + 11;
+const INPUTS: usize = CURVES + MAX_COUNTED;
+/// Contexts of the statistics the count maps read at most (a preset with
+/// more and `sse_counts` is refused).
+pub const MAX_COUNTED: usize = 11;
 /// Buckets of a node's counts under one context (see [`bucket`]).
 const BUCKETS: usize = 12;
 /// Values of one context's count map: depth x bucket of the 0 side x bucket

@@ -203,6 +203,7 @@ pub fn explain(presets: &[String]) -> Result<()> {
         c.network_madds()
     })?;
     row("optimizer, flops", &|c| c.optimizer_flops)?;
+    row("SSE stage, multiply-adds (at most)", &|c| c.sse_madds)?;
     row("total, flops", &|c| c.flops())?;
     row("parameters", &|c| c.params)?;
     row("side-table lookups", &|c| c.side_lookups)?;
