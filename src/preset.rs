@@ -126,7 +126,7 @@ fn lane_bytes() -> u32 {
 /// `models/retired/`) so that the files made with it still decode.
 const BUILTIN: &[(u8, &str)] = &[
     (1, include_str!("../models/retired/fast-1.toml")),
-    (2, include_str!("../models/medium.toml")),
+    (2, include_str!("../models/retired/medium-2.toml")),
     (3, include_str!("../models/retired/default-3.toml")),
     (4, include_str!("../models/retired/strong-4.toml")),
     (5, include_str!("../models/paper.toml")),
@@ -138,10 +138,11 @@ const BUILTIN: &[(u8, &str)] = &[
     (11, include_str!("../models/retired/default-11.toml")),
     (12, include_str!("../models/fast.toml")),
     (13, include_str!("../models/default.toml")),
+    (14, include_str!("../models/medium.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [12, 2, 13, 10, 5];
+const LEVELS: [u8; 5] = [12, 14, 13, 10, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -652,6 +653,7 @@ mod tests {
         (11, "default", 0x44857e2a),
         (12, "fast", 0x62ee2328),
         (13, "default", 0x400220f8),
+        (14, "medium", 0x94608945),
     ];
 
     #[test]

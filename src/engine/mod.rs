@@ -67,6 +67,8 @@ const KNOWN_FINGERPRINTS: &[(u8, u8, u64)] = &[
     (12, 3, 0xf5b4bc7d35b137c2),
     (13, 2, 0x615eeaacc1b43e68),
     (13, 3, 0x0083bf2c859ce3eb),
+    (14, 2, 0xb268daf5ac31595b),
+    (14, 3, 0xe6f2eee777c7b789),
 ];
 
 /// The fingerprint a CPU computes for `p` at format `version`, if this build
