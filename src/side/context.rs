@@ -333,6 +333,23 @@ mod tests {
     }
 
     #[test]
+    fn markup_names_the_last_tag() {
+        let fnv = |s: &[u8]| {
+            s.iter()
+                .fold(0u32, |h, &v| (h ^ v as u32).wrapping_mul(0x0100_0193))
+        };
+        // Inside `<span class=`: the name ends at the space, still in a tag.
+        let p = past(b"<p>x</p><span cl");
+        assert_eq!(
+            p.key(Context::Markup),
+            (fnv(b"span") as u64) << 24 | 1 << 16 | 0x636C
+        );
+        // After `>` the lane is out of the tag; the name stays.
+        let p = past(b"<p>x</em>ab");
+        assert_eq!(p.key(Context::Markup), (fnv(b"/em") as u64) << 24 | 0x6162);
+    }
+
+    #[test]
     fn indent_and_head_read_the_current_line() {
         let mut l = Lines::default();
         b"x\n\t  let y".iter().for_each(|&v| l.push(v));
