@@ -30,7 +30,7 @@ pub use context::Context;
 use context::Keys;
 use history::History;
 use matcher::{len_bucket, Matcher, LEN_BUCKETS};
-use stats::{log2q, Seen, Stats, CANDIDATES};
+use stats::{log2q, Place, Seen, Stats};
 
 /// Starts loading `v` into the cache: the side tables are far larger than
 /// the caches, and asking for every lane's entries first lets the misses
@@ -216,6 +216,10 @@ pub struct Side {
     keys: Keys,
     lanes: usize,
     matches: Vec<(u8, u32)>,
+    /// Every lane's contexts in the statistics, lane-major, and whether they
+    /// are those of the current keys.
+    places: Vec<Place>,
+    located: bool,
     /// Whether [`SideInputs::seen`] is filled.
     keep_seen: bool,
 }
@@ -236,6 +240,8 @@ impl Side {
             keys: Keys::new(&[], 0),
             lanes: 0,
             matches: Vec::new(),
+            places: Vec::new(),
+            located: false,
             keep_seen: c.sse_counts,
         })
     }
@@ -245,9 +251,27 @@ impl Side {
         self.lanes = lay.lanes;
         self.keys = Keys::new(&self.contexts, lay.lanes);
         self.matches = vec![(0, 0); lay.lanes];
+        self.located = false;
         if let Some(m) = &mut self.matcher {
             m.begin_segment(lay.lanes);
         }
+    }
+
+    /// Locates every lane's contexts in the statistics (once a step: the
+    /// prediction reads these places and [`Side::learn`] updates them) and
+    /// starts loading them.
+    fn locate(&mut self, lanes: usize) {
+        self.places.clear();
+        if let Some(st) = &self.stats {
+            for b in 0..lanes {
+                for &k in &self.contexts {
+                    let at = st.locate(self.keys.key(b, k), k.tag());
+                    st.prefetch(at);
+                    self.places.push(at);
+                }
+            }
+        }
+        self.located = true;
     }
 
     /// The side predictions of the next step.
@@ -261,24 +285,17 @@ impl Side {
         } + ORDER_CONF * self.contexts.len();
         let mut scores = Scores::new(rows, self.lanes);
         let mut conf = vec![0f32; self.lanes * cw];
-        // One context's candidates: (byte, count), by byte.
-        let mut cands: Vec<(u8, u8)> = Vec::with_capacity(CANDIDATES);
         let mut picks = vec![256u32; self.lanes * sources];
         let mut hints = Vec::new();
         let mut all_seen = Vec::new();
         if self.keep_seen {
             all_seen.reserve(self.lanes * self.contexts.len());
         }
-        if let Some(st) = &self.stats {
-            for b in 0..self.lanes {
-                for &k in &self.contexts {
-                    st.prefetch(self.keys.key(b, k), k.tag());
-                }
-            }
-        }
+        self.locate(self.lanes);
         if let Some(m) = &mut self.matcher {
             m.predict(&self.hist, &mut self.matches);
         }
+        let nctx = self.contexts.len();
         for b in 0..self.lanes {
             let cf = &mut conf[b * cw..(b + 1) * cw];
             let (mut row, mut c, mut src) = (0u32, 0, 0);
@@ -295,35 +312,18 @@ impl Side {
                 c += LEN_BUCKETS.len();
             }
             if let Some(st) = &self.stats {
-                for &k in &self.contexts {
-                    let seen = st.seen(self.keys.key(b, k), k.tag());
+                for &at in &self.places[b * nctx..(b + 1) * nctx] {
+                    let seen = st.seen(at);
                     if self.keep_seen {
                         all_seen.push(seen);
                     }
                     if seen.found {
-                        // Row `row`: 1 for each candidate; row `row + 1`: its
-                        // count's log2. A byte listed twice takes its last count.
-                        cands.clear();
-                        for j in (0..CANDIDATES).filter(|&j| seen.cnt[j] > 0) {
-                            match cands.iter_mut().find(|e| e.0 == seen.sym[j]) {
-                                Some(e) => e.1 = seen.cnt[j],
-                                None => cands.push((seen.sym[j], seen.cnt[j])),
-                            }
-                        }
-                        cands.sort_unstable();
-                        let (seen_row, count_row) = (row * 256, (row + 1) * 256);
-                        for &(v, _) in &cands {
-                            scores.entries.push((seen_row + v as u32, 1.0));
-                        }
-                        for &(v, n) in &cands {
-                            scores.entries.push((count_row + v as u32, log2q(n as u32)));
-                        }
-                        let top = (0..CANDIDATES).rev().max_by_key(|&j| seen.cnt[j]).unwrap();
+                        let top = candidates(&seen, row, &mut scores.entries);
                         picks[b * sources + src] = seen.sym[top] as u32;
                         cf[c] = 1.0;
                         cf[c + 1] = log2q(seen.total()) / 8.0;
                         cf[c + 2] = seen.distinct() as f32 / 16.0;
-                        cf[c + 3] = log2q(seen.top() as u32) / 8.0;
+                        cf[c + 3] = log2q(seen.cnt[top] as u32) / 8.0;
                     }
                     row += 2;
                     src += 1;
@@ -347,20 +347,60 @@ impl Side {
         if let Some(m) = &mut self.matcher {
             m.learn(&self.hist, bytes);
         }
-        if let Some(st) = &self.stats {
-            for b in 0..bytes.len() {
-                for &k in &self.contexts {
-                    st.prefetch(self.keys.key(b, k), k.tag());
-                }
+        if self.stats.is_some() {
+            if !self.located || self.places.len() != bytes.len() * self.contexts.len() {
+                self.locate(bytes.len());
+            } else if let Some(st) = &self.stats {
+                // Loaded by the prediction, but the network's step came
+                // between: load them again before counting.
+                self.places.iter().for_each(|&at| st.prefetch(at));
             }
         }
         if let Some(st) = &mut self.stats {
+            let nctx = self.contexts.len();
             for (b, &v) in bytes.iter().enumerate() {
-                for &k in &self.contexts {
-                    st.update(self.keys.key(b, k), k.tag(), v);
+                for &at in &self.places[b * nctx..(b + 1) * nctx] {
+                    st.update(at, v);
                 }
             }
         }
         self.keys.push(bytes);
+        self.located = false;
     }
+}
+
+/// Writes a context's two score rows: from `row * 256`, 1 for each
+/// candidate with a count; from `(row + 1) * 256`, the log2 of its count;
+/// each by ascending byte, as [`Scores`] keeps them. Returns the index of
+/// the first most counted candidate. A slot lists a byte at most once with
+/// a count ([`Stats::update`] counts a byte where it is listed, and a new
+/// one only where no count is left), so its candidates are distinct bytes.
+fn candidates(seen: &stats::Seen, row: u32, out: &mut Vec<(u32, f32)>) -> usize {
+    let mut set = [0u64; 4];
+    let mut count = [0u8; 256];
+    let mut top = 0;
+    for (j, (&v, &n)) in seen.sym.iter().zip(&seen.cnt).enumerate() {
+        if n > 0 {
+            set[v as usize >> 6] |= 1 << (v & 63);
+            count[v as usize] = n;
+        }
+        if n > seen.cnt[top] {
+            top = j;
+        }
+    }
+    debug_assert_eq!(set.iter().map(|w| w.count_ones()).sum::<u32>(), seen.distinct());
+    let (seen_row, count_row) = (row * 256, (row + 1) * 256);
+    let first = out.len();
+    for (w, &word) in set.iter().enumerate() {
+        let mut bits = word;
+        while bits != 0 {
+            out.push((seen_row + (w as u32) * 64 + bits.trailing_zeros(), 1.0));
+            bits &= bits - 1;
+        }
+    }
+    for i in first..out.len() {
+        let v = out[i].0 - seen_row;
+        out.push((count_row + v, log2q(count[v as usize] as u32)));
+    }
+    top
 }

@@ -48,6 +48,13 @@ impl Seen {
     }
 }
 
+/// A context's slot index and check ([`Stats::locate`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Place {
+    i: usize,
+    check: u32,
+}
+
 pub struct Stats {
     slots: Vec<Slot>,
     bits: u32,
@@ -94,21 +101,27 @@ impl Stats {
         }
     }
 
-    /// Starts loading the slot of context `key` of kind `tag` into the cache.
-    /// A step looks up every lane's contexts in a table far larger than the
-    /// caches; asking for all of them first lets the misses overlap instead
-    /// of waiting on each in turn.
+    /// Where context `key` of kind `tag` lives: a step locates every lane's
+    /// contexts once, then prefetches, reads and (after the step) updates
+    /// them by that place.
     #[inline]
-    pub fn prefetch(&self, key: u64, tag: u32) {
-        let (i, _) = locate(key, tag, self.bits);
-        super::prefetch(&self.slots[i]);
+    pub fn locate(&self, key: u64, tag: u32) -> Place {
+        let (i, check) = locate(key, tag, self.bits);
+        Place { i, check }
     }
 
-    /// What the table knows of context `key` of kind `tag`.
-    pub fn seen(&self, key: u64, tag: u32) -> Seen {
-        let (i, check) = locate(key, tag, self.bits);
-        let s = &self.slots[i];
-        if s.check != check {
+    /// Starts loading a slot into the cache. A step looks up every lane's
+    /// contexts in a table far larger than the caches; asking for all of them
+    /// first lets the misses overlap instead of waiting on each in turn.
+    #[inline]
+    pub fn prefetch(&self, at: Place) {
+        super::prefetch(&self.slots[at.i]);
+    }
+
+    /// What the table knows of the context at `at`.
+    pub fn seen(&self, at: Place) -> Seen {
+        let s = &self.slots[at.i];
+        if s.check != at.check {
             return Seen::default();
         }
         Seen {
@@ -118,9 +131,9 @@ impl Stats {
         }
     }
 
-    /// Counts byte `v` after context `key` of kind `tag`.
-    pub fn update(&mut self, key: u64, tag: u32, v: u8) {
-        let (i, check) = locate(key, tag, self.bits);
+    /// Counts byte `v` after the context at `at`.
+    pub fn update(&mut self, at: Place, v: u8) {
+        let (i, check) = (at.i, at.check);
         let s = &mut self.slots[i];
         if s.check != check {
             *s = Slot {
@@ -176,20 +189,21 @@ mod tests {
     fn counts_follow_what_was_seen() {
         let mut s = Stats::new(10);
         let ctx = u64::from_le_bytes(*b"the cat ");
-        assert!(!s.seen(ctx, 3).found);
-        s.update(ctx, 3, b's');
-        s.update(ctx, 3, b's');
-        s.update(ctx, 3, b'x');
-        let seen = s.seen(ctx, 3);
+        let at = s.locate(ctx, 3);
+        assert!(!s.seen(at).found);
+        s.update(at, b's');
+        s.update(at, b's');
+        s.update(at, b'x');
+        let seen = s.seen(at);
         assert!(seen.found);
         assert_eq!((seen.total(), seen.distinct(), seen.top()), (3, 2, 2));
         // Another kind with the same key is another context.
-        assert!(!s.seen(ctx, 4).found);
-        assert!(!s.seen(ctx ^ (1 << 40), 3).found);
+        assert!(!s.seen(s.locate(ctx, 4)).found);
+        assert!(!s.seen(s.locate(ctx ^ (1 << 40), 3)).found);
         for _ in 0..300 {
-            s.update(ctx, 3, b's');
+            s.update(at, b's');
         }
-        assert!(s.seen(ctx, 3).top() < LIMIT);
+        assert!(s.seen(at).top() < LIMIT);
     }
 
     #[test]
