@@ -104,20 +104,58 @@ pub fn quantize_rows(logits: &[f32], prec: Precision, cdfs: &mut [Cdf]) {
 /// e^(l - max) of a row's logits into `exps` (all 0 if the max is not
 /// finite); returns the index of the first largest logit.
 pub(crate) fn shifted_exps(logits: &[f32], exps: &mut [f64; 256]) -> usize {
-    let mut max = f32::NEG_INFINITY;
-    let mut arg = 0usize;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > max {
-            max = l;
-            arg = i;
-        }
+    debug_assert_eq!(logits.len(), 256);
+    let mut top = f32::NEG_INFINITY;
+    max_of(logits, &mut top);
+    if top == f32::NEG_INFINITY {
+        // Every logit -inf or NaN: no finite maximum, as for +inf below.
+        exps.fill(0.0);
+        return 0;
     }
+    // The first largest logit: the first equal to the maximum (NaN equals
+    // nothing), and the maximum is that logit itself, so a -0.0 found
+    // before a +0.0 is the maximum, as a scan keeping the first largest
+    // would have it.
+    let arg = logits.iter().position(|&l| l == top).unwrap_or(0);
+    let max = logits[arg];
     if max.is_finite() {
         exp_shifted(logits, max, exps);
     } else {
         exps.fill(0.0);
     }
     arg
+}
+
+wide_kernel! {
+    /// The largest logit, NaN ignored (-inf if none): sixteen maxima side
+    /// by side, which vectorise, where one running maximum waited on each
+    /// compare (a third of building a table).
+    fn max_of(logits: &[f32], top: &mut f32) {
+        let mut acc = [f32::NEG_INFINITY; 16];
+        let chunks = logits.chunks_exact(16);
+        let rest = chunks.remainder();
+        for c in chunks {
+            for (a, &l) in acc.iter_mut().zip(c) {
+                *a = a.max(l);
+            }
+        }
+        *top = acc.iter().chain(rest).fold(f32::NEG_INFINITY, |m, &a| m.max(a));
+    }
+}
+
+wide_kernel! {
+    /// `freq[s] = 1 + floor(exps[s] * spread)` and their sum.
+    fn floors_of(exps: &[f64; 256], spread: f64, freq: &mut [u32; 256], used: &mut u32) {
+        let mut u = 0u32;
+        for (f, &e) in freq.iter_mut().zip(exps.iter()) {
+            // SAFETY: 0 <= e * spread <= TOTAL - 256 < 2^31 (the caller's
+            // spread): finite and in i32 range, which a vector converts
+            // directly (the checked cast saturates, and kept this scalar).
+            *f = 1 + unsafe { (e * spread).to_int_unchecked::<i32>() } as u32;
+            u += *f;
+        }
+        *used = u;
+    }
 }
 
 /// The table from a row's exps, their sum and its most probable symbol.
@@ -129,12 +167,7 @@ pub(crate) fn table_of(exps: &[f64; 256], sum: f64, arg: usize, prec: Precision,
     let spread = (total - 256) as f64 / sum;
     let mut freq = [0u32; 256];
     let mut used = 0u32;
-    for (f, &e) in freq.iter_mut().zip(exps.iter()) {
-        // SAFETY: 0 <= e * spread <= TOTAL - 256: finite and in u32 range (the
-        // checked cast saturates, which kept this loop scalar).
-        *f = 1 + unsafe { (e * spread).to_int_unchecked::<u32>() };
-        used += *f;
-    }
+    floors_of(exps, spread, &mut freq, &mut used);
     // `used <= TOTAL` because each floor is <= its real value, and those sum to
     // TOTAL-256; the guard only protects against a rounding surprise.
     if used > total {
@@ -376,6 +409,56 @@ mod tests {
 
     /// Rows quantised eight at a time give the tables of one at a time,
     /// diverged rows (uniform tables) included.
+    #[test]
+    fn shifted_exps_keep_the_first_largest_logit() {
+        // A plain scan keeping the first largest, as the format defines it.
+        fn scan(l: &[f32]) -> (usize, f32) {
+            let (mut max, mut arg) = (f32::NEG_INFINITY, 0);
+            for (i, &v) in l.iter().enumerate() {
+                if v > max {
+                    (max, arg) = (v, i);
+                }
+            }
+            (arg, max)
+        }
+        let mut g = crate::rng::SplitMix64::new(11);
+        let special = [0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3.5];
+        for case in 0..2000 {
+            let mut row: Vec<f32> = (0..256)
+                .map(|_| match (g.next_u64() % (4)) {
+                    0 => special[(g.next_u64() % (special.len()) as u64) as usize],
+                    _ if case % 3 == 0 => -((g.next_u64() % (3)) as f32),
+                    _ => g.normal(4.0),
+                })
+                .collect();
+            if case % 7 == 0 {
+                row.iter_mut().for_each(|v| {
+                    *v = if (g.next_u64() % (2)) == 0 {
+                        f32::NAN
+                    } else {
+                        *v
+                    }
+                });
+            }
+            let (arg, max) = scan(&row);
+            let mut exps = [0f64; 256];
+            assert_eq!(shifted_exps(&row, &mut exps), arg, "case {case}");
+            for (i, &e) in exps.iter().enumerate() {
+                let want = if max.is_finite() {
+                    let v = crate::math::exp(row[i] - max) as f64;
+                    if v.is_finite() {
+                        v
+                    } else {
+                        0.0
+                    }
+                } else {
+                    0.0
+                };
+                assert_eq!(e.to_bits(), want.to_bits(), "case {case} symbol {i}");
+            }
+        }
+    }
+
     #[test]
     fn quantize_rows_matches_quantize() {
         let mut g = crate::rng::SplitMix64::new(3);

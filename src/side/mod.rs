@@ -388,7 +388,10 @@ fn candidates(seen: &stats::Seen, row: u32, out: &mut Vec<(u32, f32)>) -> usize 
             top = j;
         }
     }
-    debug_assert_eq!(set.iter().map(|w| w.count_ones()).sum::<u32>(), seen.distinct());
+    debug_assert_eq!(
+        set.iter().map(|w| w.count_ones()).sum::<u32>(),
+        seen.distinct()
+    );
     let (seen_row, count_row) = (row * 256, (row + 1) * 256);
     let first = out.len();
     for (w, &word) in set.iter().enumerate() {
