@@ -23,7 +23,16 @@ pub struct Matcher {
     /// Per lane: source position of the predicted byte, and the match length.
     ptr: Vec<u64>,
     len: Vec<u32>,
+    /// Per lane and table (lane-major): the table index of the lane's last
+    /// bytes at step `hashed`, [`NONE`] where the lane has too few bytes.
+    /// The prediction of a step looks up the same places the learning of
+    /// that step then writes, so they are hashed once.
+    at: Vec<usize>,
+    hashed: Option<usize>,
 }
+
+/// No table index: the lane has fewer bytes than the table's length.
+const NONE: usize = usize::MAX;
 
 fn hash(h: &History, end: u64, n: usize, bits: u32) -> usize {
     let mut x: u64 = n as u64;
@@ -42,12 +51,29 @@ impl Matcher {
             bits,
             ptr: Vec::new(),
             len: Vec::new(),
+            at: Vec::new(),
+            hashed: None,
         }
+    }
+
+    /// Hashes every lane's last bytes for both tables at step `t`.
+    fn hash_all(&mut self, h: &History, t: usize, lanes: usize) {
+        self.at.clear();
+        for b in 0..lanes {
+            let cur = h.pos(b, t);
+            for n in self.min {
+                let ok = n > 0 && t >= n;
+                self.at
+                    .push(if ok { hash(h, cur, n, self.bits) } else { NONE });
+            }
+        }
+        self.hashed = Some(t);
     }
 
     pub fn begin_segment(&mut self, lanes: usize) {
         self.ptr = vec![0; lanes];
         self.len = vec![0; lanes];
+        self.hashed = None;
     }
 
     /// The true length of the match of lane position `cur` with source `src`
@@ -66,6 +92,16 @@ impl Matcher {
     /// Fills `pred[b]` with lane b's predicted byte and match length (0: none).
     pub fn predict(&mut self, h: &History, pred: &mut [(u8, u32)]) {
         let t = h.steps();
+        self.hash_all(h, t, pred.len());
+        for (b, at) in self.at.chunks_exact(2).enumerate() {
+            if self.len[b] == 0 {
+                for (k, &i) in at.iter().enumerate() {
+                    if i != NONE {
+                        super::prefetch(&self.tables[k][i]);
+                    }
+                }
+            }
+        }
         for (b, out) in pred.iter_mut().enumerate() {
             let cur = h.pos(b, t);
             if self.len[b] > 0 && !h.known(self.ptr[b]) {
@@ -73,11 +109,11 @@ impl Matcher {
             }
             if self.len[b] == 0 {
                 for k in [1, 0] {
-                    let n = self.min[k];
-                    if n == 0 || t < n {
+                    let (n, i) = (self.min[k], self.at[2 * b + k]);
+                    if i == NONE {
                         continue;
                     }
-                    let stored = self.tables[k][hash(h, cur, n, self.bits)];
+                    let stored = self.tables[k][i];
                     // Stored positions are absolute modulo 2^32: rebuild the
                     // position and drop it if it left the window.
                     let back = (cur as u32).wrapping_sub(stored) as u64;
@@ -102,9 +138,13 @@ impl Matcher {
     }
 
     /// Learns the step's bytes, already pushed to `h`: matches that predicted
-    /// right move on, the others end; every lane's new position is indexed.
+    /// right move on, the others end; every lane's new position is indexed
+    /// (at the places the step's prediction hashed).
     pub fn learn(&mut self, h: &History, bytes: &[u8]) {
         let t = h.steps() - 1; // the step just pushed
+        if self.hashed != Some(t) || self.at.len() != 2 * bytes.len() {
+            self.hash_all(h, t, bytes.len());
+        }
         for (b, &v) in bytes.iter().enumerate() {
             if self.len[b] > 0 {
                 if h.at(self.ptr[b]) == v {
@@ -116,13 +156,13 @@ impl Matcher {
             }
             let cur = h.pos(b, t);
             for k in 0..2 {
-                let n = self.min[k];
-                if n > 0 && t >= n {
-                    let i = hash(h, cur, n, self.bits);
+                let i = self.at[2 * b + k];
+                if i != NONE {
                     self.tables[k][i] = cur as u32;
                 }
             }
         }
+        self.hashed = None;
     }
 }
 
