@@ -134,15 +134,16 @@ const BUILTIN: &[(u8, &str)] = &[
     (7, include_str!("../models/retired/default-7.toml")),
     (8, include_str!("../models/retired/strong-8.toml")),
     (9, include_str!("../models/retired/strong-9.toml")),
-    (10, include_str!("../models/strong.toml")),
+    (10, include_str!("../models/retired/strong-10.toml")),
     (11, include_str!("../models/retired/default-11.toml")),
     (12, include_str!("../models/fast.toml")),
     (13, include_str!("../models/default.toml")),
     (14, include_str!("../models/medium.toml")),
+    (15, include_str!("../models/strong.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [12, 14, 13, 10, 5];
+const LEVELS: [u8; 5] = [12, 14, 13, 15, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -654,6 +655,7 @@ mod tests {
         (12, "fast", 0x62ee2328),
         (13, "default", 0x400220f8),
         (14, "medium", 0x94608945),
+        (15, "strong", 0xb8857115),
     ];
 
     #[test]

@@ -69,6 +69,8 @@ const KNOWN_FINGERPRINTS: &[(u8, u8, u64)] = &[
     (13, 3, 0x0083bf2c859ce3eb),
     (14, 2, 0xb268daf5ac31595b),
     (14, 3, 0xe6f2eee777c7b789),
+    (15, 2, 0xa4767aaf5a1cd1a8),
+    (15, 3, 0xb7ed583c8873b809),
 ];
 
 /// The fingerprint a CPU computes for `p` at format `version`, if this build

@@ -28,6 +28,7 @@ const GOLDEN: &[(&str, usize)] = &[
     ("sample.strong-4.fade", 8192),
     ("sample.strong-8.fade", 8192),
     ("sample.strong-9.fade", 8192),
+    ("sample.strong-10.fade", 8192),
 ];
 
 /// The files the slow environments (qemu, namespaces) decode: small presets.
