@@ -110,11 +110,10 @@ impl Keys {
     /// Lane `b`'s key for context `k`.
     pub fn key(&self, b: usize, k: Context) -> u64 {
         let past = &self.past[b];
-        match k {
-            Context::Column | Context::Above | Context::Indent | Context::Head => {
-                self.lines[b].key(k, past.recent)
-            }
-            _ => past.key(k),
+        if k.uses_lines() {
+            self.lines[b].key(k, past.recent)
+        } else {
+            past.key(k)
         }
     }
 
@@ -165,7 +164,7 @@ impl LanePast {
                     | ((self.open & 0xFF) as u64) << 16
                     | (self.recent & 0xFFFF)
             }
-            // Read from the lane's lines (`Keys::key`).
+            // Read from the lane's lines (`Keys::key`, `Context::uses_lines`).
             Context::Column | Context::Above | Context::Indent | Context::Head => 0,
         }
     }

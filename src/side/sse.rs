@@ -219,12 +219,12 @@ impl Sse {
     /// Bytes of its buffers per lane: every node's mixer inputs, what the
     /// lane's contexts have seen, and its table.
     pub fn lane_memory() -> u64 {
-        (NODES * INPUTS * 2 + 11 * std::mem::size_of::<Seen>() + 1028) as u64
+        (NODES * INPUTS * 2 + MAX_COUNTED * std::mem::size_of::<Seen>() + 1028) as u64
     }
 
     /// Bytes it allocates, apart from its per-lane buffers.
     pub fn memory() -> u64 {
-        (4 * (1 + 256 + PAIR_ROWS + MATCH_ROWS) * ROW + 2 * 65536 + 4 * 11 * CMAP) as u64
+        (4 * (1 + 256 + PAIR_ROWS + MATCH_ROWS) * ROW + 2 * 65536 + 4 * MAX_COUNTED * CMAP) as u64
     }
 
     /// Every lane's refined table from its logits (B x 256), its last two
