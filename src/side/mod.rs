@@ -139,7 +139,7 @@ pub struct SideInputs {
 }
 
 /// The score rows of every lane, sparse: a row holds at most
-/// [`CANDIDATES`] non-zero scores of 256 (one for the match model's), so the
+/// [`stats::CANDIDATES`] non-zero scores of 256 (one for the match model's), so the
 /// mixer reads a few hundred values per lane instead of `rows` x 256, and
 /// nothing of that size is zeroed and built every step.
 #[derive(Debug, Clone, PartialEq)]
