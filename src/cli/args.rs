@@ -28,7 +28,7 @@ the quick set, where xz -9e gives 4.02:1 and zpaq -method 5 5.24:1 at 372/364):
   -1, --fast[=N]  fast     119/131 KB/s  5.16:1
   -2              medium    59/65 KB/s   5.29:1
   -3              default   40/39 KB/s   5.42:1
-  -4, --best      strong     7/9 KB/s    5.53:1
+  -4, --best      strong    10/10 KB/s   5.56:1
   -5              paper      0.3 KB/s    the paper's pure network, for GPUs
                                          (--best with --device cuda)
 Levels above 5 (-9, -19) use the strongest practical level, with a warning.
