@@ -1,8 +1,13 @@
-//! fade's canonical matrix product at the default preset's largest shapes
-//! (256 lanes; the fine refiner's GeGLU 128 -> 1024 and its read-back
-//! 512 -> 128, forward and both backward forms), beside candle's matmul (the
-//! run-time-dispatched gemm the model used before format v2). Throughput is
-//! in multiply-adds.
+//! fade's canonical matrix product on the shapes today's presets run,
+//! beside candle's matmul (the run-time-dispatched gemm the model used
+//! before format v2). The default codes a 1 MiB file in 128 lanes of F = 128
+//! features: its fine refiner's GeGLU (128 -> 2 x 256) and read-back (256 ->
+//! 128), the gate (128 -> 128) and the output layer (128 -> 256), forward
+//! and both backward forms (dX = dY W^T; dW = X^T dY, A transposed); fast
+//! codes in 256 lanes of F = 48: its output layer. Throughput is in
+//! multiply-adds: set against `cargo bench --bench peak` it gives each
+//! shape's fraction of the machine's peak (docs/PERFORMANCE.md).
+//! `FADE_SIMD=avx2` measures the AVX2 path on an AVX-512 machine.
 
 use candle_core::{Device, Tensor};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -19,10 +24,16 @@ fn bench(c: &mut Criterion) {
     g.sample_size(20);
     // (label, m, k, n, A transposed)
     for (label, m, k, n, at) in [
-        ("fwd 256x128 * 128x1024", 256, 128, 1024, false),
-        ("fwd 256x512 * 512x128", 256, 512, 128, false),
-        ("dX 256x1024 * 1024x128", 256, 1024, 128, false),
-        ("dW 128x256 * 256x1024 (A^T)", 128, 256, 1024, true),
+        ("default fine in, fwd 128x128 * 128x512", 128, 128, 512, false),
+        ("default fine in, dX 128x512 * 512x128", 128, 512, 128, false),
+        ("default fine in, dW 128x128 * 128x512 (A^T)", 128, 128, 512, true),
+        ("default fine out, fwd 128x256 * 256x128", 128, 256, 128, false),
+        ("default gate, fwd 128x128 * 128x128", 128, 128, 128, false),
+        ("default output, fwd 128x128 * 128x256", 128, 128, 256, false),
+        ("default output, dX 128x256 * 256x128", 128, 256, 128, false),
+        ("default output, dW 128x128 * 128x256 (A^T)", 128, 128, 256, true),
+        ("fast output, fwd 256x48 * 48x256", 256, 48, 256, false),
+        ("fast output, dW 48x256 * 256x256 (A^T)", 48, 256, 256, true),
     ] {
         let (a, b) = (values(m * k, 1), values(k * n, 2));
         g.throughput(Throughput::Elements((m * k * n) as u64));
