@@ -136,14 +136,16 @@ const BUILTIN: &[(u8, &str)] = &[
     (9, include_str!("../models/retired/strong-9.toml")),
     (10, include_str!("../models/retired/strong-10.toml")),
     (11, include_str!("../models/retired/default-11.toml")),
-    (12, include_str!("../models/fast.toml")),
-    (13, include_str!("../models/default.toml")),
+    (12, include_str!("../models/retired/fast-12.toml")),
+    (13, include_str!("../models/retired/default-13.toml")),
     (14, include_str!("../models/medium.toml")),
     (15, include_str!("../models/strong.toml")),
+    (16, include_str!("../models/fast.toml")),
+    (17, include_str!("../models/default.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [12, 14, 13, 15, 5];
+const LEVELS: [u8; 5] = [16, 14, 17, 15, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -656,6 +658,8 @@ mod tests {
         (13, "default", 0x400220f8),
         (14, "medium", 0x94608945),
         (15, "strong", 0xb8857115),
+        (16, "fast", 0x43ae7ff3),
+        (17, "default", 0xe6d7aaa6),
     ];
 
     #[test]
@@ -827,24 +831,24 @@ mod tests {
                 assert_eq!(e, format!("unsupported model settings ({want})"));
             }
         }
-        let e = Preset::from_builtin(13, 256, 26, 20)
+        let e = Preset::from_builtin(17, 256, 26, 20)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("stats_bits = 26 is above built-in preset default's 22"),
             "{e}"
         );
-        let e = Preset::from_builtin(13, 256, 22, 21)
+        let e = Preset::from_builtin(17, 256, 22, 21)
             .unwrap_err()
             .to_string();
         assert!(e.contains("match_bits = 21"), "{e}");
-        assert!(Preset::from_builtin(13, 256, 12, 12).is_ok());
+        assert!(Preset::from_builtin(17, 256, 12, 12).is_ok());
         let bigger = Preset {
             stats_bits: 24,
             ..d.clone()
         };
         assert_eq!(bigger.builtin_id(), None);
-        assert_eq!(d.fitted(1000).builtin_id(), Some(13));
+        assert_eq!(d.fitted(1000).builtin_id(), Some(17));
         let wide = Preset {
             name: "wide".into(),
             ffn: 8192,

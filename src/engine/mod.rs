@@ -71,6 +71,10 @@ const KNOWN_FINGERPRINTS: &[(u8, u8, u64)] = &[
     (14, 3, 0xe6f2eee777c7b789),
     (15, 2, 0xa4767aaf5a1cd1a8),
     (15, 3, 0xb7ed583c8873b809),
+    (16, 2, 0x4451b5ad0b4ed43d),
+    (16, 3, 0xc208943a735fce9),
+    (17, 2, 0x5af21d936ff878ee),
+    (17, 3, 0xeb6404bdd173bade),
 ];
 
 /// The fingerprint a CPU computes for `p` at format `version`, if this build

@@ -21,10 +21,12 @@ const GOLDEN: &[(&str, usize)] = &[
     // Retired built-in presets (models/retired/): their files still decode.
     ("sample.fast-1.fade", 1024),
     ("sample.fast-6.fade", 1024),
+    ("sample.fast-12.fade", 1024),
     ("sample.medium-2.fade", 8192),
     ("sample.default-3.fade", 8192),
     ("sample.default-7.fade", 8192),
     ("sample.default-11.fade", 8192),
+    ("sample.default-13.fade", 8192),
     ("sample.strong-4.fade", 8192),
     ("sample.strong-8.fade", 8192),
     ("sample.strong-9.fade", 8192),
