@@ -22,19 +22,21 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("gemm");
     g.sample_size(20);
-    // (label, m, k, n, A transposed)
+    // (part, m, k, n, A transposed): the label adds the shapes.
     for (label, m, k, n, at) in [
-        ("default fine in, fwd 128x128 * 128x512", 128, 128, 512, false),
-        ("default fine in, dX 128x512 * 512x128", 128, 512, 128, false),
-        ("default fine in, dW 128x128 * 128x512 (A^T)", 128, 128, 512, true),
-        ("default fine out, fwd 128x256 * 256x128", 128, 256, 128, false),
-        ("default gate, fwd 128x128 * 128x128", 128, 128, 128, false),
-        ("default output, fwd 128x128 * 128x256", 128, 128, 256, false),
-        ("default output, dX 128x256 * 256x128", 128, 256, 128, false),
-        ("default output, dW 128x128 * 128x256 (A^T)", 128, 128, 256, true),
-        ("fast output, fwd 256x48 * 48x256", 256, 48, 256, false),
-        ("fast output, dW 48x256 * 256x256 (A^T)", 48, 256, 256, true),
+        ("default fine in, fwd", 128, 128, 512, false),
+        ("default fine in, dX", 128, 512, 128, false),
+        ("default fine in, dW", 128, 128, 512, true),
+        ("default fine out, fwd", 128, 256, 128, false),
+        ("default gate, fwd", 128, 128, 128, false),
+        ("default output, fwd", 128, 128, 256, false),
+        ("default output, dX", 128, 256, 128, false),
+        ("default output, dW", 128, 128, 256, true),
+        ("fast output, fwd", 256, 48, 256, false),
+        ("fast output, dW", 48, 256, 256, true),
     ] {
+        let t = if at { " (A^T)" } else { "" };
+        let label = format!("{label} {m}x{k} * {k}x{n}{t}");
         let (a, b) = (values(m * k, 1), values(k * n, 2));
         g.throughput(Throughput::Elements((m * k * n) as u64));
         let va = if at {

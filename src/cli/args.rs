@@ -18,16 +18,16 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// What each level costs, measured with `fade bench` on a 2-core machine
-/// (docs/PERFORMANCE.md, "The levels on the quick set"), so nobody waits a
+/// (docs/PERFORMANCE.md, "Fast 16 and default 17 on the three sets"), so nobody waits a
 /// minute per MB without being told. The level flags are not clap arguments
 /// (see [`normalize`]), so they are shown here, in every help page; each line
 /// fits 80 columns.
 pub const LEVELS: &str = "\
 Levels (KB/s compressing/restoring, both cores of a 2-core Xeon; ratio on
-the quick set, where xz -9e gives 4.02:1 and zpaq -method 5 5.24:1 at 372/364):
-  -1, --fast[=N]  fast     119/131 KB/s  5.16:1
-  -2              medium    59/65 KB/s   5.29:1
-  -3              default   40/39 KB/s   5.42:1
+the quick set, where xz -9e gives 4.02:1 and zpaq -method 5 5.24:1 at 425/432):
+  -1, --fast[=N]  fast     135/142 KB/s  5.19:1
+  -2              medium    71/71 KB/s   5.29:1
+  -3              default   45/45 KB/s   5.44:1
   -4, --best      strong    10/10 KB/s   5.56:1
   -5              paper      0.3 KB/s    the paper's pure network, for GPUs
                                          (--best with --device cuda)
