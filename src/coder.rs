@@ -425,15 +425,15 @@ mod tests {
         let special = [0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 3.5];
         for case in 0..2000 {
             let mut row: Vec<f32> = (0..256)
-                .map(|_| match (g.next_u64() % (4)) {
-                    0 => special[(g.next_u64() % (special.len()) as u64) as usize],
-                    _ if case % 3 == 0 => -((g.next_u64() % (3)) as f32),
+                .map(|_| match g.next_u64() % 4 {
+                    0 => special[(g.next_u64() % special.len() as u64) as usize],
+                    _ if case % 3 == 0 => -((g.next_u64() % 3) as f32),
                     _ => g.normal(4.0),
                 })
                 .collect();
             if case % 7 == 0 {
                 row.iter_mut().for_each(|v| {
-                    *v = if (g.next_u64() % (2)) == 0 {
+                    *v = if g.next_u64().is_multiple_of(2) {
                         f32::NAN
                     } else {
                         *v
