@@ -296,6 +296,7 @@ impl Side {
             m.predict(&self.hist, &mut self.matches);
         }
         let nctx = self.contexts.len();
+        let mut count = [0u8; 256];
         for b in 0..self.lanes {
             let cf = &mut conf[b * cw..(b + 1) * cw];
             let (mut row, mut c, mut src) = (0u32, 0, 0);
@@ -318,7 +319,7 @@ impl Side {
                         all_seen.push(seen);
                     }
                     if seen.found {
-                        let top = candidates(&seen, row, &mut scores.entries);
+                        let top = candidates(&seen, row, &mut count, &mut scores.entries);
                         picks[b * sources + src] = seen.sym[top] as u32;
                         cf[c] = 1.0;
                         cf[c + 1] = log2q(seen.total()) / 8.0;
@@ -347,14 +348,12 @@ impl Side {
         if let Some(m) = &mut self.matcher {
             m.learn(&self.hist, bytes);
         }
-        if self.stats.is_some() {
-            if !self.located || self.places.len() != bytes.len() * self.contexts.len() {
-                self.locate(bytes.len());
-            } else if let Some(st) = &self.stats {
-                // Loaded by the prediction, but the network's step came
-                // between: load them again before counting.
-                self.places.iter().for_each(|&at| st.prefetch(at));
-            }
+        if !self.located || self.places.len() != bytes.len() * self.contexts.len() {
+            self.locate(bytes.len());
+        } else if let Some(st) = &self.stats {
+            // Loaded by the prediction, but the network's step came between:
+            // load them again before counting.
+            self.places.iter().for_each(|&at| st.prefetch(at));
         }
         if let Some(st) = &mut self.stats {
             let nctx = self.contexts.len();
@@ -375,9 +374,15 @@ impl Side {
 /// the first most counted candidate. A slot lists a byte at most once with
 /// a count ([`Stats::update`] counts a byte where it is listed, and a new
 /// one only where no count is left), so its candidates are distinct bytes.
-fn candidates(seen: &stats::Seen, row: u32, out: &mut Vec<(u32, f32)>) -> usize {
+/// `count` is scratch, read only where this call wrote it (so never
+/// cleared).
+fn candidates(
+    seen: &stats::Seen,
+    row: u32,
+    count: &mut [u8; 256],
+    out: &mut Vec<(u32, f32)>,
+) -> usize {
     let mut set = [0u64; 4];
-    let mut count = [0u8; 256];
     let mut top = 0;
     for (j, (&v, &n)) in seen.sym.iter().zip(&seen.cnt).enumerate() {
         if n > 0 {
