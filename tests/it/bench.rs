@@ -27,6 +27,14 @@ fn random_text(n: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Whether `tool` runs (as the bench finds its peers).
+fn on_path(tool: &str) -> bool {
+    std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
 fn fade_row(v: &Value) -> &Value {
     v["rows"]
         .as_array()
@@ -66,6 +74,34 @@ fn bench_reports_what_fade_compress_writes() {
     let total = &v["totals"].as_array().unwrap()[0];
     assert_eq!(total["codec"], "fade tiny");
     assert_eq!(total["compressed"], size);
+}
+
+/// A peer's peak memory is its own, not the bench's: gzip -9 needs about 2
+/// MB, while the bench process (fade itself) holds about 10 before it starts
+/// anything. `wait4` alone charged every peer the bench's peak; the bench
+/// traces each child to its exit instead (skipped where gzip is missing or
+/// tracing is off for everyone).
+#[test]
+fn bench_charges_a_peer_its_own_memory() {
+    let traced = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope")
+        .map_or(true, |s| s.trim() != "3");
+    if !traced || !on_path("gzip") {
+        eprintln!("skipped: gzip missing or ptrace off");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("text");
+    std::fs::write(&input, random_text(12_000, 5)).unwrap();
+    let v = bench(&input, &["--device", "cpu"], &[]);
+    let rows = v["rows"].as_array().unwrap();
+    let gzip = rows
+        .iter()
+        .find(|r| r["codec"] == "gzip -9")
+        .expect("a gzip row");
+    let gzip_mb = gzip["peak_rss_mb"].as_f64().unwrap();
+    let fade_mb = fade_row(&v)["peak_rss_mb"].as_f64().unwrap();
+    assert!(gzip_mb > 0.1 && gzip_mb < 6.0, "gzip -9 peak {gzip_mb} MB");
+    assert!(fade_mb > gzip_mb, "fade {fade_mb} MB, gzip {gzip_mb} MB");
 }
 
 /// With a GPU in reach, fade's rows get the GPU's peak memory use above what

@@ -1,5 +1,13 @@
-//! Running one codec as a child process: wall time, peak resident memory
-//! (from `wait4`) and, where a GPU answers `nvidia-smi`, its peak memory.
+//! Running one codec as a child process: wall time, its own peak resident
+//! memory and, where a GPU answers `nvidia-smi`, its peak GPU memory.
+//!
+//! A child's peak from `wait4` (`ru_maxrss`) is not its own: when exec
+//! replaces the address space the child was forked with, the kernel keeps
+//! that space's peak too, which is the bench's own. gzip's 2 MB then read
+//! as the bench's 50. On Linux the child is therefore traced: it stops once
+//! as it exits, with its memory still mapped, and its `VmHWM` (the peak
+//! since exec) is read from /proc then. Where tracing is refused (a sandbox
+//! without ptrace) the bench falls back to `wait4`'s figure.
 
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -68,15 +76,129 @@ impl GpuProbe {
     }
 }
 
-/// Waits until child `pid` has exited, leaving it unreaped (a zombie).
-fn wait_exit(pid: libc::pid_t) {
-    // SAFETY: plain FFI call on our own child; siginfo_t is plain data.
-    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    let flags = libc::WEXITED | libc::WNOWAIT;
-    while unsafe { libc::waitid(libc::P_PID, pid as libc::id_t, &mut info, flags) } != 0 {
-        if std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-            break; // wait4 below reports the failure
+/// Waits until child `pid` has exited, leaving it unreaped (a zombie), and
+/// returns the largest peak resident memory, in bytes, of it and the
+/// processes it started, if it was traced (see the module's comment): every
+/// stop of the traced tree passes through here. The child leads its own
+/// process group, which its descendants keep (the peers' shell wrappers do
+/// not start jobs), so the GPU probe's own children are never waited for here.
+fn wait_exit(pid: libc::pid_t) -> Option<u64> {
+    let mut peak: Option<u64> = None;
+    let mut known = vec![pid];
+    let mut started = false;
+    loop {
+        // SAFETY: plain FFI calls on our own children and tracees; siginfo_t
+        // is plain data.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        let flags = libc::WEXITED | libc::WSTOPPED | libc::WNOWAIT | libc::__WALL;
+        if unsafe { libc::waitid(libc::P_PGID, pid as libc::id_t, &mut info, flags) } != 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return peak; // wait4 reports the failure
         }
+        let who = unsafe { info.si_pid() };
+        let stopped = matches!(info.si_code, libc::CLD_TRAPPED | libc::CLD_STOPPED);
+        if !stopped && who == pid {
+            return peak; // the child exited: left for wait4
+        }
+        // A descendant's exit or anyone's stop: take it (waitpid's status
+        // says which stop) and let the process go on.
+        let mut status = 0;
+        if unsafe { libc::waitpid(who, &mut status, libc::WUNTRACED | libc::__WALL) } != who {
+            return peak;
+        }
+        if !stopped {
+            continue;
+        }
+        let signal = libc::WSTOPSIG(status);
+        let new = !known.contains(&who);
+        let pass = match (signal, status >> 16) {
+            // The child's stop after exec: from here on its tree stops at
+            // every exit and is traced into the processes it starts.
+            (libc::SIGTRAP, 0) if who == pid && !started => {
+                started = true;
+                trace::follow(pid);
+                0
+            }
+            (libc::SIGTRAP, e) if e == trace::EXIT_EVENT => {
+                peak = peak.max(trace::own_peak(who));
+                0
+            }
+            (libc::SIGTRAP, e) if e != 0 => 0, // fork, vfork or exec
+            // A process started by the tree stops once as tracing begins.
+            (libc::SIGSTOP, 0) if new => {
+                known.push(who);
+                0
+            }
+            (signal, _) => signal, // a signal for the process: deliver it
+        };
+        trace::resume(who, pass);
+    }
+}
+
+/// Tracing a child and the processes it starts to their exits, on Linux
+/// (elsewhere, nothing: `wait4`'s figure it is).
+mod trace {
+    use std::process::Command;
+
+    #[cfg(target_os = "linux")]
+    pub const EXIT_EVENT: i32 = libc::PTRACE_EVENT_EXIT;
+    #[cfg(not(target_os = "linux"))]
+    pub const EXIT_EVENT: i32 = -1;
+
+    /// Asks that the child started by `cmd` lead a process group of its own
+    /// and be traced by this thread. A refusal of tracing (no ptrace in a
+    /// sandbox) is not an error: the child then runs untraced.
+    pub fn ask(cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+        #[cfg(target_os = "linux")]
+        // SAFETY: ptrace(PTRACE_TRACEME) is async-signal-safe and touches
+        // nothing of the parent's.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::ptrace(libc::PTRACE_TRACEME, 0, 0, 0);
+                Ok(())
+            });
+        }
+    }
+
+    /// Makes the traced child stop once more as it exits, trace the
+    /// processes it starts alike, and die with us.
+    pub fn follow(pid: libc::pid_t) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: a ptrace request on our own stopped tracee.
+        unsafe {
+            let options = libc::PTRACE_O_TRACEEXIT
+                | libc::PTRACE_O_TRACEEXEC
+                | libc::PTRACE_O_TRACEFORK
+                | libc::PTRACE_O_TRACEVFORK
+                | libc::PTRACE_O_EXITKILL;
+            libc::ptrace(libc::PTRACE_SETOPTIONS, pid, 0, options as libc::c_long);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = pid;
+    }
+
+    /// Lets a stopped tracee go on, delivering `signal` (0: none).
+    pub fn resume(pid: libc::pid_t, signal: i32) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: a ptrace request on our own stopped tracee.
+        unsafe {
+            libc::ptrace(libc::PTRACE_CONT, pid, 0, signal as libc::c_long);
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (pid, signal);
+    }
+
+    /// The peak resident memory since exec of a process stopped at its
+    /// exit: `VmHWM` in /proc/PID/status.
+    pub fn own_peak(pid: libc::pid_t) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
     }
 }
 
@@ -90,22 +212,26 @@ pub fn measure(
     let file = std::fs::File::create(out)?;
     let baseline = gpu.and_then(GpuProbe::used_mib);
     let start = Instant::now();
-    let child = Command::new(&argv[0])
-        .args(&argv[1..])
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .stdin(Stdio::null())
         .stdout(file)
-        .stderr(Stdio::piped())
+        .stderr(Stdio::piped());
+    trace::ask(&mut cmd);
+    let child = cmd
         .spawn()
         .with_context(|| format!("cannot run {}", argv[0]))?;
     let pid = child.id() as libc::pid_t;
+    // The tracer is this thread: the child is waited for here, never on the
+    // GPU probe's thread.
     let timed = || {
-        wait_exit(pid);
-        start.elapsed().as_secs_f64()
+        let own = wait_exit(pid);
+        (start.elapsed().as_secs_f64(), own)
     };
-    let (secs, gpu_mib) = match (gpu, baseline) {
+    let ((secs, own_peak), gpu_mib) = match (gpu, baseline) {
         (Some(g), Some(b)) => {
-            let (secs, peak) = g.watch(b, timed);
-            (secs, Some(peak))
+            let (out, peak) = g.watch(b, timed);
+            (out, Some(peak))
         }
         _ => (timed(), None),
     };
@@ -123,5 +249,6 @@ pub fn measure(
         }
         bail!("{} failed: {}", argv.join(" "), err.trim());
     }
-    Ok((secs, usage.ru_maxrss as u64 * 1024, gpu_mib))
+    let peak = own_peak.unwrap_or(usage.ru_maxrss as u64 * 1024);
+    Ok((secs, peak, gpu_mib))
 }

@@ -2,7 +2,7 @@
 //! same files: does switching pay?
 //!
 //! Every codec runs as a child process (fade runs its own executable), so wall
-//! time and peak resident memory (from `wait4`) are measured the same way for
+//! time and its own peak resident memory ([`measure`]) are measured the same way for
 //! all of them, and every round trip is verified byte for byte. When fade may
 //! use a GPU and `nvidia-smi` answers, fade's GPU memory is measured too: the
 //! GPU's peak use while fade runs, less its use just before.
