@@ -42,7 +42,7 @@
 //! a fixed order, so every machine builds the same tables.
 
 use super::prefetch;
-use super::stats::{Seen, CANDIDATES};
+use super::stats::Seen;
 use crate::coder::{shifted_exps, table_of, Cdf, Precision};
 use crate::math::exp;
 use crate::par::{rows_mut, SharedMut};
@@ -256,18 +256,21 @@ impl Sse {
         let inputs = SharedMut(all.as_mut_ptr());
         let me = &*self;
         rows_mut(cdfs, 1, 256 * 64, |l0, rows| {
+            let mut under = Under::new(me.contexts);
             for (l, cdf) in (l0..).zip(rows.iter_mut()) {
                 // SAFETY: lane l's nodes, which only this range writes.
                 let inputs = unsafe { inputs.slice(l * NODES, NODES) };
                 let seen = &me.seen[l * me.contexts..(l + 1) * me.contexts];
+                under.fill(seen);
                 me.refine_lane(
                     &logits[l * 256..(l + 1) * 256],
                     me.lanes[l],
-                    seen,
+                    &under,
                     inputs,
                     prec,
                     cdf,
                 );
+                under.clear(seen);
             }
         });
         self.inputs = all;
@@ -277,7 +280,7 @@ impl Sse {
         &self,
         logits: &[f32],
         lane: Lane,
-        seen: &[Seen],
+        under: &Under,
         inputs: &mut [[i16; INPUTS]],
         prec: Precision,
         cdf: &mut Cdf,
@@ -342,8 +345,8 @@ impl Sse {
                 self.curve(&self.matched[lane.hint.row(n) * ROW..], n, at),
                 self.curve(&self.pair[lane.pair..], n, at),
             ]);
-            for (c, s) in seen.iter().enumerate() {
-                if let Some(i) = cmap_cell(s, n) {
+            for c in 0..self.contexts {
+                if let Some(i) = under.cell(c, n) {
                     v[CURVES + c] =
                         self.stretch[(self.cmap[c * CMAP + i] >> (COUNT_BITS + 6)) as usize];
                 }
@@ -410,6 +413,11 @@ impl Sse {
     pub fn learn(&mut self, bytes: &[u8]) {
         for (l, &v) in bytes.iter().enumerate() {
             let lane = self.lanes[l];
+            let seen = &self.seen[l * self.contexts..(l + 1) * self.contexts];
+            let mut cells = [[None; 8]; MAX_COUNTED];
+            for (cells, s) in cells.iter_mut().zip(seen) {
+                *cells = path_cells(s, v);
+            }
             let mut n = 1usize;
             for k in (0..8).rev() {
                 let bit = (v >> k) & 1;
@@ -432,9 +440,8 @@ impl Sse {
                     rate,
                 );
                 update(&mut self.pair[lane.pair + i], init, bit, rate);
-                let seen = &self.seen[l * self.contexts..(l + 1) * self.contexts];
-                for (c, s) in seen.iter().enumerate() {
-                    if let Some(i) = cmap_cell(s, n) {
+                for (c, cells) in cells[..self.contexts].iter().enumerate() {
+                    if let Some(i) = cells[7 - k] {
                         let e = &mut self.cmap[c * CMAP + i];
                         update(e, *e, bit, rate);
                     }
@@ -470,13 +477,16 @@ fn bucket(n: u32) -> usize {
 
 /// The count map cell of node `n` under a context that has seen `s`: its
 /// depth and the buckets of the counts of the candidates below its 0 and 1
-/// sides; None if it has none below the node.
+/// sides; None if it has none below the node. This scan is the definition
+/// (docs/FORMAT.md); [`Under`] and [`path_cells`] compute it faster, and the
+/// tests hold them to it.
+#[cfg(test)]
 fn cmap_cell(s: &Seen, n: usize) -> Option<usize> {
     let d = depth(n);
     let prefix = n - (1 << d);
     let (mut n0, mut n1) = (0u32, 0u32);
-    for j in 0..CANDIDATES {
-        let (v, c) = (s.sym[j] as usize, s.cnt[j] as u32);
+    for (&v, &c) in s.sym.iter().zip(&s.cnt) {
+        let (v, c) = (v as usize, c as u32);
         if c > 0 && v >> (8 - d) == prefix {
             if (v >> (7 - d)) & 1 == 0 {
                 n0 += c;
@@ -486,6 +496,79 @@ fn cmap_cell(s: &Seen, n: usize) -> Option<usize> {
         }
     }
     (n0 + n1 > 0).then(|| (d * BUCKETS + bucket(n0)) * BUCKETS + bucket(n1))
+}
+
+/// `cmap_cell` of the eight nodes on byte `v`'s path, by depth: what
+/// learning asks. A candidate leaves the path at the depth of its first bit
+/// unlike `v`'s, so one pass over the candidates gives every depth's counts.
+fn path_cells(s: &Seen, v: u8) -> [Option<usize>; 8] {
+    // Counts by the number of leading bits a candidate shares with v (8: v).
+    let mut shared = [0u32; 9];
+    for (&b, &c) in s.sym.iter().zip(&s.cnt) {
+        if c > 0 {
+            shared[(b ^ v).leading_zeros() as usize] += c as u32;
+        }
+    }
+    let mut out = [None; 8];
+    // Below node d of the path: on v's side, what shares more than d bits.
+    let mut on = shared[8];
+    for d in (0..8).rev() {
+        let (n0, n1) = if (v >> (7 - d)) & 1 == 0 {
+            (on, shared[d])
+        } else {
+            (shared[d], on)
+        };
+        out[d] = (n0 + n1 > 0).then(|| (d * BUCKETS + bucket(n0)) * BUCKETS + bucket(n1));
+        on += shared[d];
+    }
+    out
+}
+
+/// Of one lane and step, the counts of every context's candidates below
+/// each node of the tree: `cmap_cell` for every node at once. Refining
+/// asks a few dozen nodes per context; summing the candidates once along
+/// their paths (eight nodes each) costs less than scanning them per node, and
+/// integer sums are the same in any order.
+struct Under {
+    /// Per context, the count below node m (2 to 511; 256 + s is byte s).
+    below: Vec<u32>,
+}
+
+impl Under {
+    fn new(contexts: usize) -> Self {
+        Self {
+            below: vec![0; contexts * 512],
+        }
+    }
+
+    /// Adds every candidate's count to the nodes on its path.
+    fn fill(&mut self, seen: &[Seen]) {
+        self.walk(seen, |e, c| *e += c);
+    }
+
+    /// Zeroes what [`Under::fill`] wrote, and nothing more.
+    fn clear(&mut self, seen: &[Seen]) {
+        self.walk(seen, |e, _| *e = 0);
+    }
+
+    fn walk(&mut self, seen: &[Seen], mut f: impl FnMut(&mut u32, u32)) {
+        for (s, below) in seen.iter().zip(self.below.chunks_exact_mut(512)) {
+            for (&v, &c) in s.sym.iter().zip(&s.cnt) {
+                if c > 0 {
+                    for d in 1..=8 {
+                        f(&mut below[(1 << d) | (v as usize >> (8 - d))], c as u32);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `cmap_cell` of context `c`'s candidates at node `n`.
+    fn cell(&self, c: usize, n: usize) -> Option<usize> {
+        let below = &self.below[c * 512..(c + 1) * 512];
+        let (n0, n1) = (below[2 * n], below[2 * n + 1]);
+        (n0 + n1 > 0).then(|| (depth(n) * BUCKETS + bucket(n0)) * BUCKETS + bucket(n1))
+    }
 }
 
 /// The initial point of count map cell `i`: (n1 + 0.4) / (n0 + n1 + 0.8)
@@ -620,6 +703,45 @@ mod tests {
         );
         assert!(share(&cdfs[0]) > 40_000, "{first} -> {}", share(&cdfs[0]));
         assert_eq!(cdfs[0], cdfs[1]);
+    }
+
+    /// The counts summed once along the candidates' paths give every node
+    /// the cell a scan of the candidates gives it, and clearing leaves the
+    /// table as it found it; so do the counts by shared leading bits on a
+    /// byte's path.
+    #[test]
+    fn counts_below_the_nodes_give_the_scanned_cells() {
+        let mut g = crate::rng::SplitMix64::new(7);
+        let mut under = Under::new(3);
+        for _ in 0..200 {
+            let seen: Vec<Seen> = (0..3)
+                .map(|_| {
+                    let mut s = Seen::default();
+                    for j in 0..s.sym.len() {
+                        // Few distinct bytes, so that paths share nodes.
+                        s.sym[j] = (g.next_u64() % 24) as u8 * 11;
+                        s.cnt[j] = (g.next_u64() % 4 * 60) as u8;
+                    }
+                    s
+                })
+                .collect();
+            under.fill(&seen);
+            for (c, s) in seen.iter().enumerate() {
+                for n in 1..256 {
+                    assert_eq!(under.cell(c, n), cmap_cell(s, n), "context {c}, node {n}");
+                }
+            }
+            under.clear(&seen);
+            assert!(under.below.iter().all(|&x| x == 0));
+            let v = (g.next_u64() % 24) as u8 * 11;
+            for s in &seen {
+                let cells = path_cells(s, v);
+                for d in 0..8 {
+                    let n = (1 << d) | (v as usize >> (8 - d));
+                    assert_eq!(cells[d], cmap_cell(s, n), "byte {v}, depth {d}");
+                }
+            }
+        }
     }
 
     /// A node's count cell holds the counts below each of its sides.
