@@ -75,6 +75,8 @@ const KNOWN_FINGERPRINTS: &[(u8, u8, u64)] = &[
     (16, 3, 0xc208943a735fce9),
     (17, 2, 0x5af21d936ff878ee),
     (17, 3, 0xeb6404bdd173bade),
+    (18, 2, 0x5af21d936ff878ee),
+    (18, 3, 0xeb6404bdd173bade),
 ];
 
 /// The fingerprint a CPU computes for `p` at format `version`, if this build

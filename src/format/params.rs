@@ -82,7 +82,10 @@ impl Preset {
     /// header stores every value.
     pub fn builtin_id(&self) -> Option<u8> {
         let mine = self.encoded();
-        Self::builtin_ids().find_map(|id| {
+        // Newest first: where two identifiers differ only in their largest
+        // tables (default 17 and 18), an input that fills neither gets the
+        // one its level writes.
+        Self::builtin_ids().rev().find_map(|id| {
             let base = Self::builtin(id)?;
             if base.name != self.name {
                 return None;
