@@ -736,9 +736,9 @@ mod tests {
             let v = (g.next_u64() % 24) as u8 * 11;
             for s in &seen {
                 let cells = path_cells(s, v);
-                for d in 0..8 {
+                for (d, &cell) in cells.iter().enumerate() {
                     let n = (1 << d) | (v as usize >> (8 - d));
-                    assert_eq!(cells[d], cmap_cell(s, n), "byte {v}, depth {d}");
+                    assert_eq!(cell, cmap_cell(s, n), "byte {v}, depth {d}");
                 }
             }
         }
