@@ -18,17 +18,17 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// What each level costs, measured with `fade bench` on a 2-core machine
-/// (docs/PERFORMANCE.md, "Fast 16 and default 17 on the three sets"), so nobody waits a
+/// (docs/PERFORMANCE.md, "Default 18 on the three sets"), so nobody waits a
 /// minute per MB without being told. The level flags are not clap arguments
 /// (see [`normalize`]), so they are shown here, in every help page; each line
 /// fits 80 columns.
 pub const LEVELS: &str = "\
-Levels (KB/s compressing/restoring, both cores of a 2-core Xeon; ratio on
-the quick set, where xz -9e gives 4.02:1 and zpaq -method 5 5.24:1 at 425/432):
-  -1, --fast[=N]  fast     135/142 KB/s  5.19:1
-  -2              medium    71/71 KB/s   5.29:1
-  -3              default   45/45 KB/s   5.44:1
-  -4, --best      strong    10/10 KB/s   5.56:1
+Levels (KB/s compressing/restoring, both cores of a 2-core AMD EPYC; ratio on
+the quick set, where xz -9e gives 4.02:1 and zpaq -method 5 5.24:1 at 321/317):
+  -1, --fast[=N]  fast     112/116 KB/s  5.19:1
+  -2              medium    53/53 KB/s   5.29:1
+  -3              default   35/37 KB/s   5.45:1
+  -4, --best      strong    10/10 KB/s   5.56:1 (on a 2-core Xeon)
   -5              paper      0.3 KB/s    the paper's pure network, for GPUs
                                          (--best with --device cuda)
 Levels above 5 (-9, -19) use the strongest practical level, with a warning.
