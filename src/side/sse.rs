@@ -495,6 +495,12 @@ fn cmap_cell(s: &Seen, n: usize) -> Option<usize> {
             }
         }
     }
+    cell_of(d, n0, n1)
+}
+
+/// The count map cell at depth `d` for counts `n0` and `n1` below a node's
+/// 0 and 1 sides; None if both are 0.
+fn cell_of(d: usize, n0: u32, n1: u32) -> Option<usize> {
     (n0 + n1 > 0).then(|| (d * BUCKETS + bucket(n0)) * BUCKETS + bucket(n1))
 }
 
@@ -518,7 +524,7 @@ fn path_cells(s: &Seen, v: u8) -> [Option<usize>; 8] {
         } else {
             (shared[d], on)
         };
-        out[d] = (n0 + n1 > 0).then(|| (d * BUCKETS + bucket(n0)) * BUCKETS + bucket(n1));
+        out[d] = cell_of(d, n0, n1);
         on += shared[d];
     }
     out
@@ -566,8 +572,7 @@ impl Under {
     /// `cmap_cell` of context `c`'s candidates at node `n`.
     fn cell(&self, c: usize, n: usize) -> Option<usize> {
         let below = &self.below[c * 512..(c + 1) * 512];
-        let (n0, n1) = (below[2 * n], below[2 * n + 1]);
-        (n0 + n1 > 0).then(|| (depth(n) * BUCKETS + bucket(n0)) * BUCKETS + bucket(n1))
+        cell_of(depth(n), below[2 * n], below[2 * n + 1])
     }
 }
 
