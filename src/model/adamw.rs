@@ -41,8 +41,8 @@ struct Moments {
     v: Vec<f32>,
 }
 
-struct Update<'a> {
-    moments: &'a Mutex<Moments>,
+/// One step's update: the settings and the step's bias corrections.
+struct Settings {
     lr: f32,
     wd: f32,
     b1: f32,
@@ -53,35 +53,36 @@ struct Update<'a> {
     c2: f32,
 }
 
+/// One parameter's buffers in [`AdamW::step_host`]: each range of the step
+/// writes only its own elements of them.
+struct Part<'a> {
+    p: SharedMut<f32>,
+    m: SharedMut<f32>,
+    v: SharedMut<f32>,
+    g: &'a [f32],
+}
+
+/// The update of one parameter as an in-place candle op (the tests' graph on
+/// the CPU).
+#[cfg(test)]
+struct Update<'a> {
+    moments: &'a Mutex<Moments>,
+    u: Settings,
+}
+
+#[cfg(test)]
 impl Update<'_> {
     fn apply(&self, p: &mut [f32], g: &[f32]) {
         let mut mo = self.moments.lock().unwrap_or_else(|e| e.into_inner());
         let Moments { m, v } = &mut *mo;
         let n = p.len();
         assert!(g.len() >= n && m.len() >= n && v.len() >= n);
-        // Each element's update is on its own: the threads take a range each.
-        let (pp, mp, vp) = (
-            SharedMut(p.as_mut_ptr()),
-            SharedMut(m.as_mut_ptr()),
-            SharedMut(v.as_mut_ptr()),
-        );
-        crate::par::for_ranges(n, 8, 64, |r| {
-            // SAFETY: the ranges are disjoint and inside the n elements of
-            // each buffer (asserted above).
-            let (p, m, v) = unsafe {
-                (
-                    pp.slice(r.start, r.len()),
-                    mp.slice(r.start, r.len()),
-                    vp.slice(r.start, r.len()),
-                )
-            };
-            adamw_kernel(p, &g[r], m, v, self);
-        });
+        adamw_kernel(p, &g[..n], &mut m[..n], &mut v[..n], &self.u);
     }
 }
 
 wide_kernel! {
-    fn adamw_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], u: &Update<'_>) {
+    fn adamw_kernel(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], u: &Settings) {
         let decay = 1.0 - u.lr * u.wd;
         let n = p.len();
         let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
@@ -205,10 +206,9 @@ impl AdamW {
         (c1, c2)
     }
 
-    /// The fused update of one parameter with these settings.
-    fn update<'a>(&self, moments: &'a Mutex<Moments>, c1: f32, c2: f32) -> Update<'a> {
-        Update {
-            moments,
+    /// The update's settings at the step with bias corrections `c1`, `c2`.
+    fn settings(&self, c1: f32, c2: f32) -> Settings {
+        Settings {
             lr: self.lr,
             wd: self.wd,
             b1: self.b1,
@@ -222,21 +222,66 @@ impl AdamW {
     /// One optimizer step on host parameters with their gradients (the
     /// written-out CPU step's buffers, in the same order as the variables the
     /// optimizer was made for).
+    ///
+    /// Every parameter's elements are one index space, cut into ranges once:
+    /// a step has dozens of parameters, many of them a few hundred values, and
+    /// handing each to the threads on its own cost a fork and a join apiece
+    /// (or left it to one thread). Each element's update is on its own, so the
+    /// cut does not change a bit.
     pub fn step_host(&mut self, params: &mut [Vec<f32>], grads: &[Vec<f32>]) -> Result<()> {
         let (c1, c2) = self.next_step();
         if params.len() != self.state.len() || grads.len() != self.state.len() {
             candle_core::bail!("host step: parameter lists of the wrong length");
         }
-        for ((p, g), state) in params.iter_mut().zip(grads).zip(&self.state) {
+        let mut held = Vec::with_capacity(params.len());
+        for state in &self.state {
             let State::Host(moments) = state else {
                 candle_core::bail!("host step: moments on a device")
             };
-            if g.len() != p.len() {
+            held.push(moments.lock().unwrap_or_else(|e| e.into_inner()));
+        }
+        let mut parts = Vec::with_capacity(params.len());
+        let mut starts = Vec::with_capacity(params.len());
+        let mut total = 0;
+        for ((p, g), mo) in params.iter_mut().zip(grads).zip(&mut held) {
+            let n = p.len();
+            if g.len() != n || mo.m.len() != n || mo.v.len() != n {
                 candle_core::bail!("host step: a gradient of the wrong size");
             }
-            let op = self.update(moments, c1, c2);
-            op.apply(p, g);
+            let Moments { m, v } = &mut **mo;
+            parts.push(Part {
+                p: SharedMut(p.as_mut_ptr()),
+                m: SharedMut(m.as_mut_ptr()),
+                v: SharedMut(v.as_mut_ptr()),
+                g: g.as_slice(),
+            });
+            starts.push(total);
+            total += n;
         }
+        let u = self.settings(c1, c2);
+        crate::par::for_ranges(total, 8, 64, |r| {
+            // The last parameter starting at or before r.start holds it.
+            let mut i = starts.partition_point(|&s| s <= r.start) - 1;
+            let mut at = r.start;
+            while at < r.end {
+                let part = &parts[i];
+                let (lo, hi) = (at - starts[i], (r.end - starts[i]).min(part.g.len()));
+                if lo < hi {
+                    // SAFETY: the ranges are disjoint, and lo..hi lies inside
+                    // the parameter's buffers (their sizes checked above).
+                    let (p, m, v) = unsafe {
+                        (
+                            part.p.slice(lo, hi - lo),
+                            part.m.slice(lo, hi - lo),
+                            part.v.slice(lo, hi - lo),
+                        )
+                    };
+                    adamw_kernel(p, &part.g[lo..hi], m, v, &u);
+                }
+                at = starts[i] + hi;
+                i += 1;
+            }
+        });
         Ok(())
     }
 
@@ -275,7 +320,10 @@ impl AdamW {
             #[cfg(test)]
             if let State::Host(moments) = &self.state[i] {
                 let g: Tensor = g.contiguous()?;
-                let op = self.update(moments, c1, c2);
+                let op = Update {
+                    moments,
+                    u: self.settings(c1, c2),
+                };
                 var.as_tensor().inplace_op2(&g, &op)?;
                 continue;
             }
@@ -358,13 +406,15 @@ mod tests {
                 });
                 let u = Update {
                     moments: &moments,
-                    lr: p.lr,
-                    wd: p.weight_decay,
-                    b1: p.beta1,
-                    b2: p.beta2,
-                    eps: p.eps,
-                    c1: 1.7,
-                    c2: 9.3,
+                    u: Settings {
+                        lr: p.lr,
+                        wd: p.weight_decay,
+                        b1: p.beta1,
+                        b2: p.beta2,
+                        eps: p.eps,
+                        c1: 1.7,
+                        c2: 9.3,
+                    },
                 };
                 let mut params = p0.clone();
                 u.apply(&mut params, &gr);
