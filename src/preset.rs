@@ -142,11 +142,12 @@ const BUILTIN: &[(u8, &str)] = &[
     (15, include_str!("../models/strong.toml")),
     (16, include_str!("../models/fast.toml")),
     (17, include_str!("../models/retired/default-17.toml")),
-    (18, include_str!("../models/default.toml")),
+    (18, include_str!("../models/retired/default-18.toml")),
+    (19, include_str!("../models/default.toml")),
 ];
 
 /// The ladder: level N is the built-in preset with identifier `LEVELS[N - 1]`.
-const LEVELS: [u8; 5] = [16, 14, 18, 15, 5];
+const LEVELS: [u8; 5] = [16, 14, 19, 15, 5];
 
 /// The TOML text of built-in preset `id`.
 fn builtin_text(id: u8) -> Option<&'static str> {
@@ -662,6 +663,7 @@ mod tests {
         (16, "fast", 0x43ae7ff3),
         (17, "default", 0xe6d7aaa6),
         (18, "default", 0xbe30f701),
+        (19, "default", 0x3b9edf87),
     ];
 
     #[test]
@@ -692,7 +694,7 @@ mod tests {
         assert_eq!(p.fitted(0).lanes, 16);
         // The default's lane plan: 8 KiB a lane.
         let d = Preset::load("default").unwrap();
-        assert_eq!(d.fitted(2 << 20).lanes, 256);
+        assert_eq!(d.fitted(2 << 20).lanes, 128);
         assert_eq!(d.fitted(1 << 20).lanes, 128);
         // Never below 64 lanes while 2 KiB lanes would give as many.
         assert_eq!(d.fitted(128 << 10).lanes, 64);
@@ -772,8 +774,9 @@ mod tests {
     /// Every identifier a header may carry names a valid preset, once; the
     /// ladder's names are distinct, and each level's preset is written with
     /// its identifier. A retired preset is written with its own identifier,
-    /// or with a newer one that differs from it only in larger tables (the
-    /// default's 17 and 18), which then decodes it the same.
+    /// or with a newer one that differs from it only in larger tables or a
+    /// lower lane cap (the default's 17, 18 and 19), which then decodes it
+    /// the same: a header carries the lanes and tables a frame used.
     #[test]
     fn builtin_identifiers_and_the_ladder_agree() {
         let mut ids: Vec<u8> = BUILTIN.iter().map(|b| b.0).collect();
@@ -786,7 +789,8 @@ mod tests {
             let got = p.builtin_id().unwrap();
             if got != id {
                 let newer = Preset::builtin(got).unwrap();
-                assert!(got > id && newer.stats_bits > p.stats_bits, "{}", p.name);
+                let plan_only = newer.stats_bits > p.stats_bits || newer.lanes < p.lanes;
+                assert!(got > id && plan_only, "{}", p.name);
                 let same = Preset::from_builtin(got, p.lanes, p.stats_bits, p.match_bits);
                 assert!(same.unwrap().encoded() == p.encoded(), "{} {id}", p.name);
             }
@@ -841,24 +845,24 @@ mod tests {
                 assert_eq!(e, format!("unsupported model settings ({want})"));
             }
         }
-        let e = Preset::from_builtin(18, 256, 26, 20)
+        let e = Preset::from_builtin(19, 128, 26, 20)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("stats_bits = 26 is above built-in preset default's 23"),
             "{e}"
         );
-        let e = Preset::from_builtin(18, 256, 22, 21)
+        let e = Preset::from_builtin(19, 128, 22, 21)
             .unwrap_err()
             .to_string();
         assert!(e.contains("match_bits = 21"), "{e}");
-        assert!(Preset::from_builtin(18, 256, 12, 12).is_ok());
+        assert!(Preset::from_builtin(19, 128, 12, 12).is_ok());
         let bigger = Preset {
             stats_bits: 24,
             ..d.clone()
         };
         assert_eq!(bigger.builtin_id(), None);
-        assert_eq!(d.fitted(1000).builtin_id(), Some(18));
+        assert_eq!(d.fitted(1000).builtin_id(), Some(19));
         let wide = Preset {
             name: "wide".into(),
             ffn: 8192,
@@ -901,7 +905,7 @@ mod tests {
     fn bad_presets_are_rejected() {
         assert!(Preset::load("nope").is_err());
         let good = include_str!("../models/default.toml");
-        assert!(Preset::parse(&good.replace("lanes = 256", "lanes = 0")).is_err());
+        assert!(Preset::parse(&good.replace("lanes = 128", "lanes = 0")).is_err());
         assert!(Preset::parse(&good.replace("cache = 1024", "cache = 1000")).is_err());
         assert!(Preset::parse(&format!("{good}\nbogus = 1\n")).is_err());
     }

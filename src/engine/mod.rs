@@ -77,6 +77,8 @@ const KNOWN_FINGERPRINTS: &[(u8, u8, u64)] = &[
     (17, 3, 0xeb6404bdd173bade),
     (18, 2, 0x5af21d936ff878ee),
     (18, 3, 0xeb6404bdd173bade),
+    (19, 2, 0x5af21d936ff878ee),
+    (19, 3, 0xeb6404bdd173bade),
 ];
 
 /// The fingerprint a CPU computes for `p` at format `version`, if this build

@@ -28,6 +28,7 @@ const GOLDEN: &[(&str, usize)] = &[
     ("sample.default-11.fade", 8192),
     ("sample.default-13.fade", 8192),
     ("sample.default-17.fade", 8192),
+    ("sample.default-18.fade", 8192),
     ("sample.strong-4.fade", 8192),
     ("sample.strong-8.fade", 8192),
     ("sample.strong-9.fade", 8192),
