@@ -277,7 +277,7 @@ impl Predictor {
             .run(|| model.learn(targets))
             .map_err(model_error)?;
         if let Some(sse) = &mut self.sse {
-            sse.learn(targets);
+            self.pool.run(|| sse.learn(targets));
         }
         if let Sides::Inline(s) = &mut self.side {
             s.learn(targets);

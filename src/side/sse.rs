@@ -46,6 +46,7 @@ use super::stats::Seen;
 use crate::coder::{shifted_exps, table_of, Cdf, Precision};
 use crate::math::exp;
 use crate::par::{rows_mut, SharedMut};
+use std::sync::Mutex;
 
 /// Log-odds units per nat.
 const UNIT: i32 = 256;
@@ -352,7 +353,8 @@ impl Sse {
                 }
             }
             inputs[n - 1] = v;
-            let q = self.squash[self.mix(mix_set(n, lane.hint, &v), &v)] as f64;
+            let set = &self.weights[mix_set(n, lane.hint, &v)];
+            let q = self.squash[mix(set, self.used, &v)] as f64;
             let here = scale[n] * sums[n];
             let d = 7 - depth(n);
             for (c, p) in [(2 * n, here * (1.0 - q)), (2 * n + 1, here * q)] {
@@ -397,65 +399,116 @@ impl Sse {
         e >> COUNT_BITS
     }
 
-    /// The mixer's log-odds of weight set `set` for `inputs`, as an index of
-    /// [`Sse::squash`].
-    fn mix(&self, set: usize, inputs: &[i16; INPUTS]) -> usize {
-        let w = &self.weights[set];
-        let mut dot = 0f64;
-        for (w, &x) in w[..self.used].iter().zip(inputs) {
-            dot += w * x as f64;
-        }
-        (dot.clamp(-(SPAN * UNIT) as f64, (SPAN * UNIT) as f64) as i32 + SPAN * UNIT) as usize
-    }
-
     /// Learns every lane's true byte of the step refined last, in lane order:
-    /// the nearest point of each curve on the byte's path, and the mixer.
+    /// the nearest point of each curve on the byte's path, the count maps and
+    /// the mixer. The curves are one piece of work and the count maps with
+    /// the mixer another: they are separate tables (the mixer's inputs were
+    /// kept at refining), so the two can run side by side on the model's
+    /// threads, each in lane order, and give the same tables as one after the
+    /// other. Only the count maps make the second piece worth a thread:
+    /// without them, on the default, the split measured nothing
+    /// (docs/PERFORMANCE.md, "Default 19").
     pub fn learn(&mut self, bytes: &[u8]) {
-        for (l, &v) in bytes.iter().enumerate() {
-            let lane = self.lanes[l];
-            let seen = &self.seen[l * self.contexts..(l + 1) * self.contexts];
-            let mut cells = [[None; 8]; MAX_COUNTED];
-            for (cells, s) in cells.iter_mut().zip(seen) {
-                *cells = path_cells(s, v);
-            }
-            let mut n = 1usize;
-            for k in (0..8).rev() {
-                let bit = (v >> k) & 1;
-                let x = self.inputs[l * NODES + n - 1];
-                if x[0] == UNREFINED {
-                    // So are the nodes below it.
-                    break;
-                }
-                let (j, w) = point_at(x[0]);
-                let j = j + usize::from(w >= 128);
-                let i = (n - 1) * POINTS + j;
-                let init = self.init[j];
-                let rate = &self.rate;
-                update(&mut self.none[i], init, bit, rate);
-                update(&mut self.byte[lane.last + i], init, bit, rate);
-                update(
-                    &mut self.matched[lane.hint.row(n) * ROW + i],
-                    init,
-                    bit,
-                    rate,
-                );
-                update(&mut self.pair[lane.pair + i], init, bit, rate);
-                for (c, cells) in cells[..self.contexts].iter().enumerate() {
-                    if let Some(i) = cells[7 - k] {
-                        let e = &mut self.cmap[c * CMAP + i];
-                        update(e, *e, bit, rate);
+        let Sse {
+            none,
+            byte,
+            pair,
+            matched,
+            cmap,
+            weights,
+            lanes,
+            seen,
+            inputs,
+            init,
+            rate,
+            squash,
+            contexts,
+            used,
+            ..
+        } = self;
+        let (contexts, used) = (*contexts, *used);
+        let (lanes, inputs) = (&lanes[..], &inputs[..]);
+        let curves = Mutex::new((none, byte, matched, pair));
+        let mixer = Mutex::new((cmap, weights));
+        let work = if contexts > 0 { 1 << 20 } else { 0 };
+        crate::par::for_ranges(2, work, 1, |r| {
+            for piece in r {
+                if piece == 0 {
+                    let mut held = curves.lock().unwrap_or_else(|e| e.into_inner());
+                    let (none, byte, matched, pair) = &mut *held;
+                    for (l, &v) in bytes.iter().enumerate() {
+                        let lane = lanes[l];
+                        for (n, bit, x) in path(inputs, l, v) {
+                            let (j, w) = point_at(x[0]);
+                            let j = j + usize::from(w >= 128);
+                            let i = (n - 1) * POINTS + j;
+                            let init = init[j];
+                            update(&mut none[i], init, bit, rate);
+                            update(&mut byte[lane.last + i], init, bit, rate);
+                            update(&mut matched[lane.hint.row(n) * ROW + i], init, bit, rate);
+                            update(&mut pair[lane.pair + i], init, bit, rate);
+                        }
+                    }
+                } else {
+                    let mut held = mixer.lock().unwrap_or_else(|e| e.into_inner());
+                    let (cmap, weights) = &mut *held;
+                    for (l, &v) in bytes.iter().enumerate() {
+                        let hint = lanes[l].hint;
+                        let seen = &seen[l * contexts..(l + 1) * contexts];
+                        let mut cells = [[None; 8]; MAX_COUNTED];
+                        for (cells, s) in cells.iter_mut().zip(seen) {
+                            *cells = path_cells(s, v);
+                        }
+                        for (n, bit, x) in path(inputs, l, v) {
+                            let d = depth(n);
+                            for (c, cells) in cells[..contexts].iter().enumerate() {
+                                if let Some(i) = cells[d] {
+                                    let e = &mut cmap[c * CMAP + i];
+                                    update(e, *e, bit, rate);
+                                }
+                            }
+                            let w = &mut weights[mix_set(n, hint, x)];
+                            let err = bit as f64 - squash[mix(w, used, x)] as f64;
+                            for (w, &x) in w[..used].iter_mut().zip(x) {
+                                *w += MIX_RATE * err * x as f64;
+                            }
+                        }
                     }
                 }
-                let set = mix_set(n, lane.hint, &x);
-                let err = bit as f64 - self.squash[self.mix(set, &x)] as f64;
-                let used = self.used;
-                for (w, &x) in self.weights[set][..used].iter_mut().zip(&x) {
-                    *w += MIX_RATE * err * x as f64;
-                }
-                n = 2 * n + bit as usize;
             }
-        }
+        });
     }
+}
+
+/// The mixer's log-odds of weights `w` (the first `used`) for `inputs`, as
+/// an index of [`Sse::squash`].
+fn mix(w: &[f64; INPUTS], used: usize, inputs: &[i16; INPUTS]) -> usize {
+    let mut dot = 0f64;
+    for (w, &x) in w[..used].iter().zip(inputs) {
+        dot += w * x as f64;
+    }
+    (dot.clamp(-(SPAN * UNIT) as f64, (SPAN * UNIT) as f64) as i32 + SPAN * UNIT) as usize
+}
+
+/// The refined nodes on byte `v`'s path in lane `l`, from the root: each
+/// node, the bit `v` takes there and the node's mixer inputs. The path ends
+/// at the first node left unrefined (so are the nodes below it).
+fn path(
+    inputs: &[[i16; INPUTS]],
+    l: usize,
+    v: u8,
+) -> impl Iterator<Item = (usize, u8, &[i16; INPUTS])> {
+    let mut n = 1usize;
+    (0..8).rev().map_while(move |k| {
+        let x = &inputs[l * NODES + n - 1];
+        if x[0] == UNREFINED {
+            return None;
+        }
+        let bit = (v >> k) & 1;
+        let here = n;
+        n = 2 * n + bit as usize;
+        Some((here, bit, x))
+    })
 }
 
 /// The initial weight of a count map's log-odds.
@@ -770,7 +823,7 @@ mod tests {
     /// Lanes refined on a pool's threads give the tables and the learning
     /// they give on one, step after step, with count maps of two contexts.
     #[test]
-    fn refines_the_same_on_any_number_of_threads() {
+    fn refines_and_learns_the_same_on_any_number_of_threads() {
         let lanes = 300;
         let run = |threads: usize| -> Vec<Cdf> {
             let pool = crate::par::Pool::new(threads);
@@ -803,7 +856,7 @@ mod tests {
                     .collect();
                 pool.run(|| s.refine(&logits, &last, &hints, seen, Precision::V3, &mut cdfs));
                 let bytes: Vec<u8> = (0..lanes).map(|_| g.next_u64() as u8).collect();
-                s.learn(&bytes);
+                pool.run(|| s.learn(&bytes));
                 out.extend(cdfs);
             }
             out
